@@ -1,0 +1,1 @@
+"""Store -> findings: vectors, decomposition, neurons, structure, diversity, steering."""

@@ -1,0 +1,1 @@
+"""Models -> store: prompts, generation, judging, activation capture, writing."""

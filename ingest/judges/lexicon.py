@@ -1,0 +1,83 @@
+"""A judge that looks for value phrases: exact, cheap and deterministic.
+
+Right for text whose value content was planted with known phrases (the value-world corpus); a weak
+proxy for free text. A value is expressed when at least ``min_hits`` of its phrases occur.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+from actstore.errors import InputError
+from ingest.values import parse_value
+
+from .base import JudgeItem, Label, expand
+
+
+def _pattern(phrase: str) -> re.Pattern[str]:
+    # Word boundaries only where the phrase starts/ends with a word character of a spaced script, so
+    # "power" does not match "empowerment" while CJK phrases (no spaces) still match inside a run.
+    esc = re.escape(phrase.strip())
+    spaced = lambda ch: ch.isascii() and (ch.isalnum() or ch == "_")  # noqa: E731
+    left = r"\b" if spaced(phrase.strip()[0]) else ""
+    right = r"\b" if spaced(phrase.strip()[-1]) else ""
+    return re.compile(left + esc + right, re.IGNORECASE)
+
+
+class LexiconJudge:
+    """``phrases``: value (any spelling) -> phrases that signal it. Score = number of distinct hits."""
+
+    def __init__(self, phrases: Mapping[str, Sequence[str]], judge_id: str = "lexicon", min_hits: int = 1) -> None:
+        if not phrases:
+            raise InputError("LexiconJudge needs at least one value with phrases; pass {value: [phrases]}")
+        if min_hits < 1:
+            raise InputError(f"min_hits={min_hits}; use 1 or more")
+        self.judge_id = judge_id
+        self.min_hits = min_hits
+        self._patterns: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+        for value, plist in phrases.items():
+            kept = [p for p in plist if p and p.strip()]
+            self._patterns[parse_value(value)] = [(p, _pattern(p)) for p in kept]
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Label]:
+        out = []
+        for item, value in expand(items):
+            if value not in self._patterns:
+                raise InputError(f"lexicon judge {self.judge_id!r} has no phrases for {value}; add them or drop the value")
+            hits = [p for p, pat in self._patterns[value] if pat.search(item.response)]
+            out.append(
+                Label(item.response_id, value, len(hits) >= self.min_hits, float(len(hits)), self.judge_id, "|".join(hits))
+            )
+        return out
+
+
+def valueworld_lexicon_judge(language: str | None = None, judge_id: str = "lexicon-valueworld") -> LexiconJudge:
+    """A lexicon judge over the value-world corpus's own phrase pools (``ingest.valueworld``).
+
+    Looks for ``phrase_pools(language)`` / ``phrase_pools()`` or a ``PHRASES`` mapping in
+    ``ingest.valueworld.judge``; the phrase mapping may be flat (value -> phrases) or per language.
+    """
+    try:
+        from ingest.valueworld import judge as vw  # optional sibling package, may not exist yet
+    except ImportError as e:
+        raise InputError(f"ingest.valueworld is not available ({e}); pass a phrase mapping to LexiconJudge") from None
+    pools = None
+    fn = getattr(vw, "phrase_pools", None)
+    if callable(fn):
+        try:
+            pools = fn(language) if language is not None else fn()
+        except TypeError:
+            pools = fn()
+    if pools is None:
+        pools = getattr(vw, "PHRASES", None)
+    if not isinstance(pools, Mapping):
+        raise InputError("ingest.valueworld.judge exposes no phrase pools; pass a phrase mapping to LexiconJudge")
+    if language is not None and language in pools:
+        pools = pools[language]
+    flat: dict[str, list[str]] = {}
+    for value, plist in pools.items():
+        if isinstance(plist, Mapping):  # per language: merge unless one was asked for
+            plist = [p for ps in plist.values() for p in ps]
+        flat[value] = list(plist)
+    return LexiconJudge(flat, judge_id)

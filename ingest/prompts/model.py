@@ -1,0 +1,113 @@
+"""Value types of the prompt layer: a user query and a prompt built from it.
+
+Both are frozen so that a prompt set can be hashed, deduplicated and shared between threads; ids are
+content hashes so that rebuilding a set with the same inputs gives the same ids (resume depends on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from actstore.errors import InputError
+
+Condition = Literal["intrinsic", "prompted"]
+CONDITIONS: tuple[str, ...] = ("intrinsic", "prompted")
+
+
+def stable_id(*parts: object, prefix: str = "", length: int = 16) -> str:
+    """Short, deterministic id: a SHA-256 over the parts as canonical JSON.
+
+    JSON (not ``str`` joining) so that ("a|b", "c") and ("a", "b|c") cannot collide; SHA-256 rather
+    than Python's ``hash`` because the latter is salted per process.
+    """
+    blob = json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"), default=str)
+    return prefix + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One user query. ``query_id`` is shared by the translations of the same query."""
+
+    query_id: str
+    text: str
+    language: str
+    source: str
+    topic: str | None = None
+    # Free-form extras (source metadata); not part of identity, equality or hash.
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.query_id:
+            raise InputError(f"query from {self.source!r} has an empty id; give every query an id")
+        if not self.text or not self.text.strip():
+            raise InputError(f"query {self.query_id!r} from {self.source!r} has empty text; drop it or fill it in")
+        if not self.language:
+            raise InputError(f"query {self.query_id!r} has no language; pass language='en' (or the right code)")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A value-priority system prompt for one value in one language.
+
+    ``template_id`` is the same for the translations of one template (e.g. ``power/t07``), so that a
+    prompt set stays parallel across languages.
+    """
+
+    template_id: str
+    value: str
+    language: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A query asked under one condition.
+
+    ``intrinsic``: no system prompt, ``target_value``/``template_id`` are None.
+    ``prompted``: ``system`` is a value-priority prompt for ``target_value``.
+    """
+
+    prompt_id: str
+    query_id: str
+    condition: Condition
+    target_value: str | None
+    language: str
+    template_id: str | None
+    system: str | None
+    user: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise InputError(f"unknown condition {self.condition!r}; use one of {', '.join(CONDITIONS)}")
+        if (self.condition == "intrinsic") != (self.system is None):
+            raise InputError(
+                f"prompt {self.prompt_id!r}: an intrinsic prompt has no system prompt and a prompted one has one"
+            )
+        if self.condition == "prompted" and self.target_value is None:
+            raise InputError(f"prompt {self.prompt_id!r}: a prompted prompt needs a target_value")
+
+    @classmethod
+    def make(
+        cls,
+        query: Query,
+        condition: Condition,
+        template: Template | None = None,
+    ) -> "Prompt":
+        """Build a prompt whose id is a hash of everything that determines the model input."""
+        system = template.text if template is not None else None
+        value = template.value if template is not None else None
+        tid = template.template_id if template is not None else None
+        pid = stable_id(query.source, query.query_id, query.language, query.text, condition, value, tid, system)
+        return cls(pid, query.query_id, condition, value, query.language, tid, system, query.text, query.source)
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat in Hugging Face's format, ready for ``tokenizer.apply_chat_template``."""
+        out: list[dict[str, str]] = []
+        if self.system is not None:
+            out.append({"role": "system", "content": self.system})
+        out.append({"role": "user", "content": self.user})
+        return out

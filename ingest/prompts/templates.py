@@ -59,10 +59,12 @@ def template_languages() -> tuple[str, ...]:
 
 def expand(frames: list[str], ideals: list[str], practices: list[str], value: str, language: str) -> list[Template]:
     """Every frame x ideal, each closed by a practice rotated so that all practices get used."""
+    # Chinese runs sentences together; the other languages separate them with a space.
+    sep = "" if language == "zh" else " "
     out = []
     for f, frame in enumerate(frames):
         for i, ideal in enumerate(ideals):
-            text = frame.replace("{ideal}", ideal) + " " + practices[(f + i) % len(practices)]
+            text = frame.replace("{ideal}", ideal) + sep + practices[(f + i) % len(practices)]
             if language == "ko":
                 text = _resolve_korean(text)
             out.append(Template(f"{value}/f{f}i{i}", value, language, text))

@@ -1,0 +1,1 @@
+"""Evaluations for steering runs."""

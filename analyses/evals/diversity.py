@@ -1,0 +1,182 @@
+"""Lexical and semantic diversity of a set of responses.
+
+All lexical metrics use :func:`analyses.evals._text.tokenize` (whitespace and punctuation for Latin
+scripts, one token per character for Chinese, Japanese and Korean; case-folded; punctuation dropped).
+n-grams never cross from one response into the next.
+
+- **Distinct-n** (Li et al. 2016): distinct n-grams over the whole set / all n-grams in the set.
+- **EAD-n**, expectation-adjusted distinct (Liu et al. 2022): distinct n-grams divided by the number of
+  distinct n-grams one would *expect* if the same number of n-grams were drawn uniformly at random from a
+  vocabulary of size V:  E[distinct] = V * (1 - ((V - 1) / V) ** C),  C = total n-grams. Distinct-n
+  shrinks as texts get longer even at equal diversity; EAD removes most of that length bias.
+  V defaults to :data:`DEFAULT_VOCAB_SIZE` = 50,000 for every n, as in the paper's reference
+  implementation (which uses one V, the tokenizer's vocabulary, for all n). 50,000 is the order of the
+  number of word types in everyday English and of common subword vocabularies; pass the vocabulary size
+  of your tokenizer if you tokenise differently. Only compare EAD numbers computed with the same V.
+- **Type-token ratio**: the mean over responses of (distinct tokens / tokens) *within* each response,
+  so it measures repetition inside an answer, where Distinct-1 measures variety across the set.
+- **Semantic diversity**: mean pairwise cosine distance (1 - cosine similarity) between embeddings of
+  the responses, from any ``embed(texts) -> array [n_texts, dim]`` callable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from actstore.errors import InputError
+from analyses.evals._text import tokenize
+
+#: Vocabulary size V used by EAD unless told otherwise (see the module docstring).
+DEFAULT_VOCAB_SIZE = 50_000
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("expected a list of responses, got one string; wrap it in a list: [text]")
+    out = list(texts)
+    bad = [type(t).__name__ for t in out if not isinstance(t, str)]
+    if bad:
+        raise InputError(f"responses must be strings, got {bad[0]}; pass the response texts")
+    return out
+
+
+def _ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _token_lists(texts: Sequence[str]) -> list[list[str]]:
+    return [tokenize(t) for t in _check_texts(texts)]
+
+
+def _counts(token_lists: list[list[str]], n: int) -> tuple[int, int]:
+    """(distinct n-grams over the set, total n-grams) for n >= 1."""
+    if n < 1:
+        raise InputError(f"n-gram order must be at least 1, got {n}")
+    seen: set[tuple[str, ...]] = set()
+    total = 0
+    for tokens in token_lists:
+        grams = _ngrams(tokens, n)
+        total += len(grams)
+        seen.update(grams)
+    return len(seen), total
+
+
+def _distinct(token_lists: list[list[str]], n: int) -> float:
+    unique, total = _counts(token_lists, n)
+    return unique / total if total else 0.0
+
+
+def _ead(token_lists: list[list[str]], n: int, vocab_size: int) -> float:
+    unique, total = _counts(token_lists, n)
+    expected = expected_distinct(total, vocab_size)
+    return unique / expected if expected else 0.0
+
+
+def _ttr(token_lists: list[list[str]]) -> float:
+    ratios = [len(set(tokens)) / len(tokens) for tokens in token_lists if tokens]
+    return float(np.mean(ratios)) if ratios else 0.0
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct n-grams / total n-grams over the set; 0.0 when there are no n-grams."""
+    return _distinct(_token_lists(texts), n)
+
+
+def expected_distinct(total: int, vocab_size: int) -> float:
+    """Expected number of distinct items in ``total`` uniform draws from ``vocab_size`` items."""
+    if vocab_size < 1:
+        raise InputError(f"vocab_size must be a positive integer, got {vocab_size}")
+    if total <= 0:
+        return 0.0
+    # V * (1 - (1 - 1/V)^C), written with log1p/expm1 so that large V and C lose no precision.
+    if vocab_size == 1:
+        return 1.0
+    return -vocab_size * math.expm1(total * math.log1p(-1.0 / vocab_size))
+
+
+def ead_n(texts: Sequence[str], n: int, vocab_size: int = DEFAULT_VOCAB_SIZE) -> float:
+    """Expectation-adjusted distinct n-grams (Liu et al. 2022); 0.0 when there are no n-grams."""
+    return _ead(_token_lists(texts), n, vocab_size)
+
+
+def type_token_ratio(texts: Sequence[str]) -> float:
+    """Mean within-response type-token ratio; responses without tokens are skipped (0.0 if all are)."""
+    return _ttr(_token_lists(texts))
+
+
+def semantic_diversity(texts: Sequence[str], embed: Embed) -> float:
+    """Mean pairwise cosine distance of ``embed(texts)``; needs at least two texts.
+
+    ``embed`` gets the list of texts and returns a float array of shape [len(texts), dim]. Rows of zeros
+    have no direction, so they are an error rather than a silent 0 or NaN.
+    """
+    items = _check_texts(texts)
+    if len(items) < 2:
+        raise InputError(f"semantic diversity needs at least 2 responses, got {len(items)}")
+    vectors = np.asarray(embed(items), dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] != len(items):
+        raise InputError(
+            f"embed returned shape {vectors.shape}; it must return one row per text: ({len(items)}, dim)"
+        )
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise InputError("embed returned a zero or non-finite vector; check the embedding model's output")
+    unit = vectors / norms[:, None]
+    sims = unit @ unit.T
+    i, j = np.triu_indices(len(items), k=1)
+    return float(np.mean(1.0 - sims[i, j]))
+
+
+@dataclass(frozen=True, slots=True)
+class DiversityReport:
+    """Every diversity number for one set of responses (``semantic`` is None without an embedder)."""
+
+    n_responses: int
+    n_tokens: int
+    distinct_1: float
+    distinct_2: float
+    ead_1: float
+    ead_2: float
+    type_token_ratio: float
+    semantic: float | None
+    vocab_size: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain floats, for a results table (``semantic`` left out when not computed)."""
+        out = {
+            "n_responses": float(self.n_responses),
+            "n_tokens": float(self.n_tokens),
+            "distinct_1": self.distinct_1,
+            "distinct_2": self.distinct_2,
+            "ead_1": self.ead_1,
+            "ead_2": self.ead_2,
+            "type_token_ratio": self.type_token_ratio,
+        }
+        if self.semantic is not None:
+            out["semantic"] = self.semantic
+        return out
+
+
+def diversity(
+    texts: Sequence[str], embed: Embed | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE
+) -> DiversityReport:
+    """All diversity metrics of one set of responses (semantic only when ``embed`` is given)."""
+    items = _check_texts(texts)
+    tokens = _token_lists(items)  # tokenise once: sweeps score thousands of responses
+    return DiversityReport(
+        n_responses=len(items),
+        n_tokens=sum(len(t) for t in tokens),
+        distinct_1=_distinct(tokens, 1),
+        distinct_2=_distinct(tokens, 2),
+        ead_1=_ead(tokens, 1, vocab_size),
+        ead_2=_ead(tokens, 2, vocab_size),
+        type_token_ratio=_ttr(tokens),
+        semantic=semantic_diversity(items, embed) if embed is not None else None,
+        vocab_size=vocab_size,
+    )

@@ -1,0 +1,205 @@
+"""The Zarr side of a store: create, append, read and check 2-D ``[rows, width]`` arrays.
+
+Layout decisions (measured in benchmarks/bench_store.py, written down in schema/FORMAT.md):
+chunks span the full width and ~4 MiB of rows; uncompressed by default because activations
+barely compress and every codec cost read speed; unsharded by default because sharded random
+reads were several times slower and a partial-shard append rewrites the whole shard.
+
+For uncompressed, unsharded arrays on a local disk the read path skips Zarr's decoder and maps
+the chunk files directly (a raw chunk is C-order little-endian bytes per the v3 ``bytes`` codec,
+always of full chunk shape), so a random gather costs what a numpy memmap gather costs.
+Everything else goes through Zarr, one contiguous block per chunk.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.storage import LocalStore
+
+from actstore.catalog import fsync_path
+from actstore.dtypes import storage_dtype
+from actstore.errors import IntegrityError, UsageError
+from actstore.layout import group_rows_by_chunk, n_chunks, spans
+
+CODECS = ("none", "blosc-lz4", "blosc-zstd", "zstd")
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayMeta:
+    """What the catalog says about one array (a row of the ``arrays`` table)."""
+
+    name: str
+    kind: str
+    site: str | None
+    layer: int | None
+    pool: str | None
+    n_rows: int
+    width: int
+    dtype: str
+    logical_dtype: str
+    chunk_rows: int
+    shard_chunks: int
+    codec: str
+
+    @property
+    def raw(self) -> bool:
+        return self.codec == "none" and self.shard_chunks == 1
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+
+def _compressors(codec: str, itemsize: int):
+    if codec == "none":
+        return None
+    if codec == "blosc-lz4":
+        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=itemsize)]
+    if codec == "blosc-zstd":
+        return [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=itemsize)]
+    if codec == "zstd":
+        return [ZstdCodec(level=3)]
+    raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+
+
+class ArrayIO:
+    """Reads and writes the arrays under ``<store>/arrays``."""
+
+    def __init__(self, root: Path, read_only: bool, durable: bool = True) -> None:
+        self.dir = root / "arrays"
+        self.read_only = read_only
+        self.durable = durable
+        self._zstore = LocalStore(self.dir, read_only=read_only)
+        self._open: dict[str, zarr.Array] = {}
+        if not read_only:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not (self.dir / "zarr.json").exists():
+                zarr.open_group(store=self._zstore, mode="a")
+
+    # -- write -------------------------------------------------------------------------------
+    def create(self, meta: ArrayMeta, n_rows: int = 0) -> None:
+        shards = None if meta.shard_chunks == 1 else (meta.chunk_rows * meta.shard_chunks, meta.width)
+        arr = zarr.create_array(
+            store=self._zstore,
+            name=meta.name,
+            shape=(n_rows, meta.width),
+            chunks=(meta.chunk_rows, meta.width),
+            shards=shards,
+            dtype=meta.np_dtype,
+            compressors=_compressors(meta.codec, meta.np_dtype.itemsize),
+            fill_value=0,
+            attributes={"logical_dtype": meta.logical_dtype, "site": meta.site, "layer": meta.layer,
+                        "pool": meta.pool, "kind": meta.kind},
+            config={"write_empty_chunks": True},  # a missing chunk file then always means damage
+            overwrite=True,
+        )
+        self._open[meta.name] = arr
+
+    def array(self, name: str) -> zarr.Array:
+        arr = self._open.get(name)
+        if arr is None:
+            arr = zarr.open_array(store=self._zstore, path=name, mode="r" if self.read_only else "r+")
+            self._open[name] = arr
+        return arr
+
+    def write_rows(
+        self, meta: ArrayMeta, row_lo: int, data: np.ndarray, tail_crc: tuple[int, int] | None
+    ) -> list[tuple[int, int, int]]:
+        """Write ``data`` at rows ``[row_lo, row_lo + len(data))`` and make it durable.
+
+        ``tail_crc`` is ``(n_rows, crc)`` already recorded for the chunk holding ``row_lo`` when
+        that chunk is partly filled. Returns ``(chunk, n_rows_covered, crc32)`` for every touched
+        chunk: CRC-32 over the committed rows of the chunk, continued from the recorded prefix,
+        so no chunk is read back.
+        """
+        row_hi = row_lo + len(data)
+        arr = self.array(meta.name)
+        if arr.shape[0] < row_hi:
+            arr.resize((row_hi, meta.width))
+        arr[row_lo:row_hi] = data
+        out = []
+        for sp in spans(row_lo, row_hi, meta.chunk_rows):
+            prev = 0
+            if sp.lo > sp.start:
+                if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
+                    raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
+                prev = tail_crc[1]
+            part = data[sp.lo - row_lo : sp.hi - row_lo]
+            out.append((sp.chunk, sp.hi - sp.start, zlib.crc32(memoryview(np.ascontiguousarray(part)).cast("B"), prev)))
+        if self.durable:
+            self._fsync(meta, [c for c, _, _ in out])
+        return out
+
+    def _fsync(self, meta: ArrayMeta, chunks: list[int]) -> None:
+        arr = self.array(meta.name)
+        shard_of = {c // meta.shard_chunks for c in chunks}
+        dirs = set()
+        for s in sorted(shard_of):
+            p = self.dir / meta.name / arr.metadata.encode_chunk_key((s, 0))
+            fsync_path(p)
+            dirs.add(p.parent)
+        fsync_path(self.dir / meta.name / "zarr.json")
+        for d in dirs | {self.dir / meta.name}:
+            fsync_path(d)
+
+    def trim(self, meta: ArrayMeta) -> None:
+        """Shrink the Zarr shape to the committed rows (after a crash left it longer)."""
+        arr = self.array(meta.name)
+        if arr.shape[0] != meta.n_rows:
+            arr.resize((meta.n_rows, meta.width))
+
+    # -- read --------------------------------------------------------------------------------
+    def _chunk_file(self, meta: ArrayMeta, chunk: int) -> Path:
+        return self.dir / meta.name / self.array(meta.name).metadata.encode_chunk_key((chunk, 0))
+
+    def read_span(self, meta: ArrayMeta, lo: int, hi: int) -> np.ndarray:
+        """Rows ``[lo, hi)`` in storage dtype. Caller guarantees ``hi <= meta.n_rows``."""
+        if not meta.raw:
+            return np.asarray(self.array(meta.name)[lo:hi])
+        out = np.empty((hi - lo, meta.width), dtype=meta.np_dtype)
+        row_bytes = meta.width * meta.np_dtype.itemsize
+        for sp in spans(lo, hi, meta.chunk_rows):
+            n = sp.hi - sp.lo
+            got = np.fromfile(self._chunk_file(meta, sp.chunk), dtype=meta.np_dtype,
+                              count=n * meta.width, offset=(sp.lo - sp.start) * row_bytes)
+            if got.size != n * meta.width:
+                raise IntegrityError(f"{meta.name}: chunk {sp.chunk} is shorter than its rows; run 'actstore verify'")
+            out[sp.lo - lo : sp.hi - lo] = got.reshape(n, meta.width)
+        return out
+
+    def gather(self, meta: ArrayMeta, rows: np.ndarray) -> np.ndarray:
+        """Rows in any order (repeats allowed), each chunk visited once, in storage dtype."""
+        out = np.empty((len(rows), meta.width), dtype=meta.np_dtype)
+        for chunk, local, pos in group_rows_by_chunk(rows, meta.chunk_rows):
+            if meta.raw:
+                try:
+                    mm = np.memmap(self._chunk_file(meta, chunk), dtype=meta.np_dtype, mode="r",
+                                   shape=(meta.chunk_rows, meta.width))
+                except (FileNotFoundError, ValueError):
+                    raise IntegrityError(f"{meta.name}: chunk {chunk} is missing or short; run 'actstore verify'") from None
+                out[pos] = mm[local]
+                del mm
+            else:
+                start = chunk * meta.chunk_rows
+                lo, hi = int(local[0]), int(local[-1]) + 1  # local is sorted
+                block = np.asarray(self.array(meta.name)[start + lo : start + hi])
+                out[pos] = block[local - lo]
+        return out
+
+    def chunk_crc(self, meta: ArrayMeta, chunk: int, n_rows: int) -> int:
+        """CRC-32 of the first ``n_rows`` decoded rows of a chunk (for verify)."""
+        start = chunk * meta.chunk_rows
+        block = self.read_span(meta, start, start + n_rows)
+        return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
+
+    def exists(self, name: str) -> bool:
+        return (self.dir / name / "zarr.json").exists()
+
+    def expected_chunks(self, meta: ArrayMeta) -> int:
+        return n_chunks(meta.n_rows, meta.chunk_rows)

@@ -1,0 +1,178 @@
+"""The ``actstore`` command: a thin skin over the library.
+
+Each command parses, makes one library call and prints. Errors become one line on stderr (exit 1,
+or 2 for usage) in one place, :class:`Main`; ``--debug`` shows the traceback. Command groups that
+need the model stack (``ingest``, ``analyze``, ``steer``, ``demo``) live in their own packages and
+are found through the ``actstore.commands`` entry points, loaded only when used: this package
+never imports them (or torch).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from actstore.errors import ActstoreError
+
+_EP_GROUP = "actstore.commands"
+
+
+def _plugins() -> dict:
+    return {ep.name: ep for ep in entry_points(group=_EP_GROUP)}
+
+
+class Main(click.Group):
+    """Root group: lazy plugin commands and the one place errors are turned into lines."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_plugins()))
+
+    def get_command(self, ctx: click.Context, name: str):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in _plugins():
+            cmd = _plugins()[name].load()
+        return cmd
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ActstoreError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.version_option(package_name="actstore")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """actstore: run a model once, query its activations for weeks."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+store_arg = click.argument("store", metavar="STORE")
+
+
+def _open(path: str):
+    import actstore
+
+    return actstore.open(path, read_only=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@main.command()
+@store_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(store: str, as_json: bool) -> None:
+    """Model, sizes, arrays, counts and runs of a store."""
+    from actstore.summary import summarize
+
+    with _open(store) as st:
+        s = summarize(st)
+    if as_json:
+        click.echo(json.dumps(s, indent=2, default=str))
+        return
+    m = s["model"]
+    click.echo(f"store     {s['path']}  (format {s['format_version']}, {_human(s['disk_bytes'])} on disk)")
+    if m:
+        click.echo(f"model     {m['name']}  {m['family'] or ''} {m['dtype']}  {m['n_layers']} layers, "
+                   f"d_model {m['d_model']}, d_mlp {m['d_mlp']}")
+    c = s["counts"]
+    click.echo("counts    " + ", ".join(f"{v} {k}" for k, v in c.items()))
+    if s["arrays"]:
+        click.echo("arrays")
+        for a in s["arrays"]:
+            click.echo(f"  {a['what']:<28} layers {a['layers']:<12} width {a['width']:<6} {a['dtype']:<9} "
+                       f"{a['codec']:<6} {_human(a['bytes'])}")
+    if s["runs"]:
+        click.echo("runs")
+        for r in s["runs"]:
+            click.echo(f"  #{r['run_id']:<3} {r['kind']:<12} {r['status']:<8} {r['started_at']}")
+
+
+@main.command()
+@store_arg
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@click.option("--max-rows", default=40, show_default=True, help="Rows shown by --format table.")
+def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> None:
+    """Run a SQL QUERY on the store's catalog (DuckDB dialect; read-only).
+
+    \b
+    Tables: prompts responses labels records tokens vectors neuron_scores runs arrays vocab
+    Views:  records_info tokens_info record_labels
+    Example: actstore sql runs/demo "SELECT condition, count(*) FROM records_info GROUP BY 1"
+    """
+    from actstore.errors import UsageError
+
+    if fmt == "parquet" and not out:
+        raise UsageError("--format parquet needs --out FILE.parquet")
+    with _open(store) as st:
+        rel = st.sql(query)
+        if rel is None:
+            return
+        if fmt == "parquet":
+            rel.write_parquet(out)
+            click.echo(f"wrote {out}", err=True)
+            return
+        df = rel.df()
+        if fmt == "table":
+            import pandas as pd
+
+            with pd.option_context("display.max_rows", max_rows, "display.max_columns", 50,
+                                   "display.width", 200, "display.max_colwidth", 60):
+                text = df.to_string(index=False, max_rows=max_rows) if len(df) else "(no rows)"
+        elif fmt == "csv":
+            text = df.to_csv(index=False)
+        else:
+            text = df.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+    if out:
+        Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text.rstrip("\n"))
+
+
+@main.command()
+@store_arg
+@click.option("--quiet", is_flag=True, help="Print only problems.")
+def verify(store: str, quiet: bool) -> None:
+    """Check every chunk against its checksum and every catalog row against the arrays."""
+    from actstore.errors import IntegrityError
+    from actstore.verify import verify as run_verify
+
+    with _open(store) as st:
+        rep = run_verify(st)
+    for p in rep.problems:
+        click.echo(f"  {p}", err=True)
+    if not rep.ok:
+        raise IntegrityError(f"{len(rep.problems)} problem(s) in {store}; see above")
+    if not quiet:
+        click.echo(f"ok: {rep.arrays} arrays, {rep.chunks} chunks, {_human(rep.bytes)} checked")
+
+
+def run() -> None:  # pragma: no cover - console script shim
+    main(obj={})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(obj={}))

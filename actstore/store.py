@@ -1,0 +1,574 @@
+"""The store: a small facade over the catalog (DuckDB) and the arrays (Zarr).
+
+Open one with :func:`actstore.open`. Reading needs nothing but this package; writing is what
+``ingest`` does through :meth:`Store.append`. Analyses are not methods here: they are functions
+in ``analyses`` that take a store.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actstore import catalog as cat
+from actstore.arrays import CODECS, ArrayIO, ArrayMeta
+from actstore.batch import ROLES, ArrayKey, ArraySpec, Batch
+from actstore.dtypes import decode, storage_dtype, to_storage, to_torch
+from actstore.errors import (
+    ReadOnlyError,
+    SchemaMismatchError,
+    StoreNotFoundError,
+    UnknownArrayError,
+    UsageError,
+)
+from actstore.migrations import one
+from actstore.layout import chunk_rows_for, group_rows_by_chunk
+from actstore.site import Site
+
+#: Tables only the store itself writes; `insert` refuses them.
+MANAGED = frozenset({"meta", "migrations", "models", "vocab", "batches", "records", "tokens", "arrays",
+                     "chunk_checksums", "runs"})
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """The model whose activations a store holds (one model per store)."""
+
+    name: str
+    dtype: str
+    n_layers: int
+    d_model: int
+    d_mlp: int | None = None
+    vocab_size: int | None = None
+    family: str | None = None
+    revision: str | None = None
+    config: dict | None = None
+
+
+@dataclass(frozen=True)
+class GroupMeans:
+    """Streaming group means. ``means[g, i]`` is the mean of group ``labels[g]`` at ``layers[i]``."""
+
+    labels: list
+    layers: list[int]
+    means: np.ndarray  # [G, L, width] float64
+    counts: np.ndarray  # [G] int64
+
+    def mean(self, label: Any, layer: int) -> np.ndarray:
+        return self.means[self.labels.index(label), self.layers.index(layer)]
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a result (torch/transformers only if already imported)."""
+    import duckdb
+    import zarr
+
+    from actstore import __version__
+
+    out = {"actstore": __version__, "python": sys.version.split()[0], "numpy": np.__version__,
+           "duckdb": duckdb.__version__, "zarr": zarr.__version__}
+    for mod in ("torch", "transformers"):
+        if mod in sys.modules:
+            out[mod] = getattr(sys.modules[mod], "__version__", "?")
+    return out
+
+
+class Store:
+    """An open store. Use :func:`actstore.open` rather than this constructor."""
+
+    def __init__(self, root: Path, read_only: bool = True, create: bool = False,
+                 publish_interval: float = 2.0, durable: bool = True) -> None:
+        self.root = root
+        self.read_only = read_only
+        self.publish_interval = publish_interval
+        self._writer: cat.WriterSession | None = None
+        if read_only:
+            self.con, self._db_file = cat.open_reader(root)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self._writer = cat.WriterSession(root, create=create)
+            self.con = self._writer.con
+            self._db_file = root / cat.WIP
+        self.arrays_io = ArrayIO(root, read_only=read_only, durable=durable)
+        self._load_state()
+        self._last_publish = time.monotonic()
+        self._publish_cost = 0.0
+        self._engine = None
+        if self._writer is not None and self._writer.recovered:
+            self._trim_arrays()
+            self._writer.publish()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        rows = self.con.execute(
+            "SELECT name, kind, site, layer, pool, n_rows, width, dtype, logical_dtype, chunk_rows, "
+            "shard_chunks, codec FROM arrays ORDER BY name").fetchall()
+        self._arrays = {r[0]: ArrayMeta(*r) for r in rows}
+        self._n_rows, self._n_records = one(self.con, 
+            "SELECT coalesce(sum(n_rows), 0), coalesce(sum(n_records), 0) FROM batches")
+
+    @property
+    def n_rows(self) -> int:
+        """Committed token rows (the length of every per-token array)."""
+        return int(self._n_rows)
+
+    @property
+    def n_records(self) -> int:
+        return int(self._n_records)
+
+    @property
+    def model(self) -> ModelInfo | None:
+        row = one(self.con, 
+            "SELECT name, dtype, n_layers, d_model, d_mlp, vocab_size, family, revision, config "
+            "FROM models ORDER BY model_id LIMIT 1")
+        if row is None:
+            return None
+        return ModelInfo(*row[:8], config=json.loads(row[8]) if row[8] else None)
+
+    def arrays(self) -> list[ArrayMeta]:
+        return list(self._arrays.values())
+
+    def array_meta(self, site: "Site | str", layer: int | None = None, pool: str = "token") -> ArrayMeta:
+        key = ArrayKey.of(site, layer, pool)
+        meta = self._arrays.get(key.name)
+        if meta is None:
+            have = sorted({f"{m.site}.{m.layer}" for m in self._arrays.values()
+                           if m.kind == "activation" and m.pool == pool})
+            hint = ", ".join(have[:8]) + (" ..." if len(have) > 8 else "") if have else "none"
+            raise UnknownArrayError(f"no stored array {key.site} (pool {pool}); this store has: {hint}")
+        return meta
+
+    def refresh(self) -> None:
+        """Reader: move to the newest published snapshot."""
+        if not self.read_only:
+            return
+        self.con.close()
+        self.con, self._db_file = cat.open_reader(self.root)
+        self.arrays_io = ArrayIO(self.root, read_only=True)
+        self._engine = None
+        self._load_state()
+
+    # -- SQL -----------------------------------------------------------------------------------
+    def sql(self, query: str, params: Any = None):
+        """Run SQL on the catalog; returns a DuckDB relation (``.df()``, ``.arrow()``, ``.fetchnumpy()``)."""
+        return cat.run_query(self.con, query, params)
+
+    @property
+    def engine(self):
+        """A SQLAlchemy engine on this store's catalog connection (tables: actstore.tables)."""
+        if self._engine is None:
+            import sqlalchemy as sa
+
+            from duckdb_engine import ConnectionWrapper
+
+            def creator():
+                # A cursor shares this store's DuckDB instance (and so its snapshot); wrap it the
+                # way duckdb-engine's own connect() does.
+                c = self.con.cursor()
+                c.execute(f"USE {cat.ALIAS}")
+                return ConnectionWrapper(c)
+
+            self._engine = sa.create_engine("duckdb://", creator=creator, poolclass=sa.pool.StaticPool)
+        return self._engine
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _check_rows(self, rows: Any, limit: int, what: str) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= limit):
+            bad = int(rows.min() if rows.min() < 0 else rows.max())
+            raise UsageError(f"{what} {bad} out of range; the store has {limit} {what}s (0-{limit - 1})")
+        return rows
+
+    def read(self, site: "Site | str", layer: int | None = None, rows: Any = None, *,
+             pool: str = "token", dtype: str = "float32"):
+        """Rows of one array, in the order asked (repeats allowed).
+
+        ``dtype``: "float32" (default; bf16 decoded exactly), "float64", "native" (storage
+        dtype: bf16 as raw uint16 bits) or "torch" (a tensor in the model's own dtype).
+        For pooled arrays (``pool`` = mean_response | last_prompt) rows are record ids.
+        """
+        meta = self.array_meta(site, layer, pool)
+        if rows is None:
+            raw = self.arrays_io.read_span(meta, 0, meta.n_rows)
+        else:
+            idx = self._check_rows(rows, meta.n_rows, "row" if pool == "token" else "record")
+            raw = self.arrays_io.gather(meta, idx)
+        return self._decode(raw, meta, dtype)
+
+    def _decode(self, raw: np.ndarray, meta: ArrayMeta, dtype: str):
+        if dtype == "torch":
+            return to_torch(raw, meta.logical_dtype)
+        if dtype not in ("float32", "float64", "native"):
+            raise UsageError(f"unknown output dtype {dtype!r}; use float32, float64, native or torch")
+        return decode(raw, meta.logical_dtype, dtype)
+
+    def weight(self, name: str, layer: int | None = None, dtype: str = "float32"):
+        """A stored weight: ``weight("mlp_down", 7)`` is ``[d_model, d_mlp]`` (column i = neuron i)."""
+        key = f"weights/{name}" + (f"/{layer}" if layer is not None else "")
+        meta = self._arrays.get(key)
+        if meta is None:
+            have = sorted(k for k in self._arrays if k.startswith("weights/"))
+            raise UnknownArrayError(f"no stored weight {key}; this store has: {', '.join(have) or 'none'}")
+        return self._decode(self.arrays_io.read_span(meta, 0, meta.n_rows), meta, dtype)
+
+    def _blocks(self, meta: ArrayMeta, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(sorted-position index, decoded float32 rows) per touched chunk, one chunk read ahead."""
+        plan = group_rows_by_chunk(rows, meta.chunk_rows)
+
+        def load(item):
+            chunk, local, pos = item
+            start = chunk * meta.chunk_rows
+            lo, hi = int(local[0]), int(local[-1]) + 1
+            block = self.arrays_io.read_span(meta, start + lo, start + hi)
+            if hi - lo != len(local):
+                block = block[local - lo]
+            return pos, decode(block, meta.logical_dtype, "float32")
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(load, plan[0]) if plan else None
+            for i in range(len(plan)):
+                cur = fut.result()
+                fut = pool.submit(load, plan[i + 1]) if i + 1 < len(plan) else None
+                yield cur
+
+    def group_means(self, site: str, layers: "int | list[int]", groups: Any, *,
+                    pool: str = "token") -> GroupMeans:
+        """Mean activation per group, streaming: each chunk is read once; memory is O(groups x width).
+
+        ``groups`` is either an int array with one group id per row (``-1`` = leave out), or a SQL
+        query whose first two columns are (row, group label): ``row`` is the global token row (or
+        the record id for pooled arrays) and the label any value. Rows may repeat across groups.
+        """
+        layers = [layers] if isinstance(layers, int) else list(layers)
+        limit = self.n_rows if pool == "token" else self.n_records
+        if isinstance(groups, str):
+            res = self.sql(groups).fetchnumpy()
+            cols = list(res)
+            if len(cols) < 2:
+                raise UsageError("the groups query must return two columns: (row, group)")
+            rows = self._check_rows(res[cols[0]], limit, "row" if pool == "token" else "record")
+            labels_raw = np.asarray(res[cols[1]])
+            labels, gids = np.unique(labels_raw, return_inverse=True)
+            labels = labels.tolist()
+        else:
+            g = np.asarray(groups, dtype=np.int64)
+            if g.shape != (limit,):
+                raise UsageError(f"groups must have one entry per row ({limit}), got shape {g.shape}")
+            keep = np.flatnonzero(g >= 0)
+            rows, gids = keep, g[keep]
+            labels = np.unique(gids).tolist()
+            gids = np.searchsorted(np.asarray(labels, dtype=np.int64), gids)
+        n_groups = len(labels)
+        counts = np.bincount(gids, minlength=n_groups).astype(np.int64)
+        if n_groups == 0:
+            raise UsageError("no rows fall in any group; check the groups query or array")
+        means = None
+        for li, layer in enumerate(layers):
+            meta = self.array_meta(site, layer, pool)
+            if means is None:
+                means = np.zeros((n_groups, len(layers), meta.width), dtype=np.float64)
+            sums = np.zeros((n_groups, meta.width), dtype=np.float64)
+            for pos, block in self._blocks(meta, rows):
+                g = gids[pos]
+                order = np.argsort(g, kind="stable")
+                gs = g[order]
+                starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+                sums[gs[starts]] += np.add.reduceat(block[order].astype(np.float64), starts, axis=0)
+            means[:, li] = sums / counts[:, None]
+        return GroupMeans(labels=labels, layers=layers, means=means, counts=counts)
+
+    # -- writes --------------------------------------------------------------------------------
+    def _need_writer(self) -> cat.WriterSession:
+        if self._writer is None:
+            raise ReadOnlyError(f"store {self.root} is open read-only; open it with read_only=False to write")
+        return self._writer
+
+    def set_model(self, info: ModelInfo, vocab: list[str] | None = None) -> None:
+        """Record the store's model (once). Creates ``vectors`` with a FLOAT[d_model] column."""
+        self._need_writer()
+        have = self.model
+        if have is not None:
+            if (have.name, have.d_model, have.n_layers, have.dtype) != (info.name, info.d_model, info.n_layers, info.dtype):
+                raise SchemaMismatchError(
+                    f"this store holds {have.name} ({have.dtype}, {have.n_layers} layers, d={have.d_model}); "
+                    f"it cannot take {info.name} ({info.dtype}, {info.n_layers} layers, d={info.d_model}): use a new store")
+            return
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("INSERT INTO models VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [info.name, info.revision, info.family, info.dtype, info.n_layers, info.d_model,
+                         info.d_mlp, info.vocab_size, json.dumps(info.config) if info.config else None, _now()])
+            if vocab:
+                cat.insert(con, "vocab", {"token_id": np.arange(len(vocab), dtype=np.int32), "text": list(vocab)})
+            con.execute(
+                f"""CREATE TABLE vectors (
+                    vector_id INTEGER PRIMARY KEY, run_id INTEGER, name VARCHAR, value VARCHAR,
+                    condition VARCHAR, component VARCHAR, site VARCHAR, layer INTEGER, pool VARCHAR,
+                    language VARCHAR, n_pos INTEGER, n_neg INTEGER, norm DOUBLE, meta JSON,
+                    vec FLOAT[{int(info.d_model)}])""")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        self._maybe_publish(force=True)
+
+    def declare_arrays(self, specs: list[ArraySpec]) -> None:
+        """Create activation arrays. Allowed before the first append; re-declaring the same is a no-op."""
+        self._need_writer()
+        new = []
+        for spec in specs:
+            name = spec.key.name
+            meta = self._arrays.get(name)
+            if meta is not None:
+                if (meta.width, meta.logical_dtype) != (spec.width, spec.logical_dtype):
+                    raise SchemaMismatchError(
+                        f"array {name} exists as width {meta.width} {meta.logical_dtype}; "
+                        f"cannot redeclare it as width {spec.width} {spec.logical_dtype}")
+                continue
+            if spec.codec not in CODECS:
+                raise UsageError(f"unknown codec {spec.codec!r}; use one of {', '.join(CODECS)}")
+            rows_now = self.n_rows if spec.key.pool == "token" else self.n_records
+            if rows_now:
+                raise SchemaMismatchError(
+                    f"cannot add array {name}: the store already holds {rows_now} rows without it; "
+                    "ingest into a new store, or declare every array before the first batch")
+            sd = storage_dtype(spec.logical_dtype)
+            new.append(ArrayMeta(name, "activation", spec.key.site.kind, spec.key.site.layer, spec.key.pool, 0,
+                                 spec.width, sd.str, spec.logical_dtype,
+                                 spec.chunk_rows or chunk_rows_for(spec.width, sd.itemsize),
+                                 spec.shard_chunks, spec.codec))
+        if new:
+            self._register_arrays(new)
+
+    def _register_arrays(self, metas: list[ArrayMeta]) -> None:
+        for m in metas:
+            self.arrays_io.create(m, n_rows=m.n_rows)
+        cat.insert(self.con, "arrays", {
+            **{f: [getattr(m, f) for m in metas] for f in ArrayMeta.__dataclass_fields__},
+            "created_at": [_now()] * len(metas)})
+        for m in metas:
+            self._arrays[m.name] = m
+
+    def put_weight(self, name: str, layer: int | None, array: np.ndarray, logical_dtype: str) -> None:
+        """Store a weight matrix ``[rows, width]`` (e.g. ``mlp_down`` as [d_model, d_mlp]), once."""
+        self._need_writer()
+        key = f"weights/{name}" + (f"/{layer}" if layer is not None else "")
+        data = to_storage(np.atleast_2d(array), logical_dtype)
+        if key in self._arrays:
+            return
+        sd = data.dtype
+        meta = ArrayMeta(key, "weight", name, layer, None, 0, data.shape[1], sd.str, logical_dtype,
+                         chunk_rows_for(data.shape[1], sd.itemsize), 1, "none")
+        self.arrays_io.create(meta)
+        crcs = self.arrays_io.write_rows(meta, 0, data, None)
+        meta = ArrayMeta(**{**asdict(meta), "n_rows": data.shape[0]})
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            cat.insert(self.con, "arrays", {**{f: [getattr(meta, f)] for f in ArrayMeta.__dataclass_fields__},
+                                            "created_at": [_now()]})
+            self._put_crcs(key, crcs)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        self._arrays[key] = meta
+
+    def _put_crcs(self, name: str, crcs: list[tuple[int, int, int]]) -> None:
+        cat.insert(self.con, "chunk_checksums", {
+            "name": [name] * len(crcs), "chunk": [c for c, _, _ in crcs],
+            "n_rows": [n for _, n, _ in crcs], "crc32": [x for _, _, x in crcs]}, on_conflict="replace")
+
+    def committed_keys(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT key FROM batches WHERE key IS NOT NULL").fetchall()}
+
+    def append(self, batch: Batch, run_id: int | None = None) -> int:
+        """Write a batch's arrays durably, then make it visible in one catalog transaction.
+
+        Returns the batch id. A batch whose ``key`` is already committed is skipped (resume).
+        """
+        self._need_writer()
+        batch.validate()
+        if batch.key is not None:
+            row = one(self.con, "SELECT batch_id FROM batches WHERE key = ?", [batch.key])
+            if row:
+                return int(row[0])
+        acts = {m.name: m for m in self._arrays.values() if m.kind == "activation"}
+        given = {k.name: a for k, a in batch.token_arrays.items()} | {k.name: a for k, a in batch.record_arrays.items()}
+        for k in list(batch.token_arrays) + list(batch.record_arrays):
+            m = acts.get(k.name)
+            if m is None or (m.pool == "token") != (k in batch.token_arrays):
+                raise SchemaMismatchError(f"array {k.name} was not declared; call declare_arrays first")
+        missing = sorted(set(acts) - set(given))
+        if missing:
+            raise SchemaMismatchError(f"batch lacks declared arrays: {', '.join(missing[:5])}; every batch carries every array")
+        data = {}
+        for name, arr in given.items():
+            m = acts[name]
+            d = to_storage(arr, m.logical_dtype)
+            if d.shape[1] != m.width:
+                raise SchemaMismatchError(f"array {name} has width {d.shape[1]}; declared {m.width}")
+            data[name] = d
+        roles = batch.role_codes()
+        row_lo, rec_lo = self.n_rows, self.n_records
+
+        # 1. array data, durably (fsync inside write_rows), before any catalog change
+        tails = {}
+        for name in data:
+            m = acts[name]
+            lo = row_lo if m.pool == "token" else rec_lo
+            if lo % m.chunk_rows:
+                tails[name] = one(self.con, 
+                    "SELECT n_rows, crc32 FROM chunk_checksums WHERE name = ? AND chunk = ?",
+                    [name, lo // m.chunk_rows])
+
+        def write(name: str) -> tuple[str, list]:
+            m = acts[name]
+            lo = row_lo if m.pool == "token" else rec_lo
+            return name, self.arrays_io.write_rows(m, lo, data[name], tails.get(name))
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            written = list(ex.map(write, sorted(data)))
+
+        # 2. one transaction makes the batch visible
+        n_rec, n_rows = batch.n_records, batch.n_rows
+        nt = np.asarray(batch.n_tokens, dtype=np.int64)
+        starts = row_lo + np.concatenate([[0], np.cumsum(nt)[:-1]])
+        rec_ids = np.arange(rec_lo, rec_lo + n_rec, dtype=np.int64)
+        import pyarrow as pa
+
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            batch_id = int(one(con, "SELECT coalesce(max(batch_id) + 1, 0) FROM batches")[0])
+            con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [batch_id, run_id, batch.key, rec_lo, n_rec, row_lo, n_rows, _now()])
+            cat.insert(con, "records", {
+                "record_id": rec_ids,
+                "response_id": pa.array(list(batch.response_ids) if batch.response_ids is not None else [None] * n_rec, pa.string()),
+                "prompt_id": pa.array(list(batch.prompt_ids) if batch.prompt_ids is not None else [None] * n_rec, pa.string()),
+                "batch_id": np.full(n_rec, batch_id, dtype=np.int32),
+                "row_start": starts, "n_tokens": nt.astype(np.int32),
+                "prompt_len": np.asarray(batch.prompt_lens, dtype=np.int32)})
+            rec_of_row = np.repeat(rec_ids, nt)
+            cat.insert(con, "tokens", {
+                "row": np.arange(row_lo, row_lo + n_rows, dtype=np.int64),
+                "record_id": rec_of_row,
+                "position": (np.arange(n_rows, dtype=np.int64) - np.repeat(starts - row_lo, nt)).astype(np.int32),
+                "token_id": np.asarray(batch.token_ids, dtype=np.int32),
+                "role": pa.DictionaryArray.from_arrays(pa.array(roles), pa.array(list(ROLES)))})
+            for name, crcs in written:
+                m = acts[name]
+                new_n = m.n_rows + (n_rows if m.pool == "token" else n_rec)
+                con.execute("UPDATE arrays SET n_rows = ? WHERE name = ?", [new_n, name])
+                self._put_crcs(name, crcs)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        for name in data:
+            m = acts[name]
+            self._arrays[name] = ArrayMeta(**{**asdict(m), "n_rows": m.n_rows + (n_rows if m.pool == "token" else n_rec)})
+        self._n_rows += n_rows
+        self._n_records += n_rec
+        self._maybe_publish()
+        return batch_id
+
+    def insert(self, table: str, data: Any, on_conflict: str = "error") -> int:
+        """Bulk insert rows (dict of columns, DataFrame or Arrow table) into a user-facing table,
+        in one transaction. ``on_conflict``: error | ignore | replace."""
+        self._need_writer()
+        if table in MANAGED:
+            raise UsageError(f"table {table!r} is written by the store itself; use the matching Store method")
+        if on_conflict not in cat._VERBS:
+            raise UsageError(f"on_conflict must be error, ignore or replace, not {on_conflict!r}")
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            n = cat.insert(self.con, table, data, on_conflict)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        self._maybe_publish()
+        return n
+
+    def begin_run(self, kind: str, params: dict | None = None) -> int:
+        """Record the start of an ingest or analysis run; returns its id."""
+        self._need_writer()
+        run_id = int(one(self.con, "SELECT coalesce(max(run_id) + 1, 1) FROM runs")[0])
+        self.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL)",
+                         [run_id, kind, json.dumps(params or {}, default=str), json.dumps(versions()), _now()])
+        self._maybe_publish()
+        return run_id
+
+    def end_run(self, run_id: int, status: str = "done", message: str | None = None) -> None:
+        self._need_writer()
+        self.con.execute("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE run_id = ?",
+                         [status, _now(), message, run_id])
+        self._maybe_publish(force=True)
+
+    def _maybe_publish(self, force: bool = False) -> None:
+        # Publishing copies the catalog: keep it under ~10% of the writer's time.
+        now = time.monotonic()
+        due = now - self._last_publish >= max(self.publish_interval, 10 * self._publish_cost)
+        if self._writer is not None and (force or due):
+            self._writer.publish()
+            self._publish_cost = time.monotonic() - now
+            self._last_publish = time.monotonic()
+
+    def flush(self) -> None:
+        """Publish now: readers opening the store afterwards see everything committed."""
+        self._maybe_publish(force=True)
+
+    def _trim_arrays(self) -> None:
+        for m in self._arrays.values():
+            if m.kind == "activation":
+                self.arrays_io.trim(m)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            if not self._writer.closed:
+                self._trim_arrays()
+                self._writer.close()
+        else:
+            self.con.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "writable"
+        return f"<actstore.Store {self.root} ({mode}): {self.n_records} records, {self.n_rows} rows>"
+
+
+def open(path: "str | Path", read_only: bool = True, create: bool = False, **kw: Any) -> Store:  # noqa: A001
+    """Open a store. ``create=True`` (with ``read_only=False``) makes a new one if absent."""
+    text = str(path)
+    if "://" in text:
+        raise UsageError(f"remote stores ({text.split('://')[0]}://) are not supported yet; copy the store locally")
+    root = Path(text).expanduser()
+    if create and read_only:
+        raise UsageError("create=True needs read_only=False")
+    if not root.exists() and not create:
+        raise StoreNotFoundError(f"no store at {root}; check the path, or create one with 'actstore ingest run'")
+    if root.exists() and not root.is_dir():
+        raise StoreNotFoundError(f"{root} is a file, not a store directory")
+    return Store(root, read_only=read_only, create=create, **kw)

@@ -1,0 +1,60 @@
+"""A plain-dict summary of a store (for ``actstore info`` and notebooks)."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import asdict
+
+
+def _compact_layers(layers: list[int]) -> str:
+    layers = sorted(layers)
+    parts, start = [], None
+    for i, x in enumerate(layers):
+        if start is None:
+            start = x
+        if i == len(layers) - 1 or layers[i + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ",".join(parts)
+
+
+def summarize(store) -> dict:
+    con = store.con
+    version = con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchall()[0][0]
+    counts = {}
+    for t in ("prompts", "responses", "labels", "records"):
+        counts[t] = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+    counts["tokens"] = store.n_rows
+    has_vectors = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vectors' "
+        "AND table_catalog = current_database()").fetchall()[0][0]
+    counts["vectors"] = con.execute("SELECT count(*) FROM vectors").fetchall()[0][0] if has_vectors else 0
+    counts["neuron_scores"] = con.execute("SELECT count(*) FROM neuron_scores").fetchall()[0][0]
+    groups: dict = defaultdict(lambda: {"layers": [], "bytes": 0})
+    for m in store.arrays():
+        what = f"{m.pool}/{m.site}" if m.kind == "activation" else f"weight/{m.site}"
+        g = groups[what]
+        g["layers"].append(m.layer if m.layer is not None else -1)
+        g["bytes"] += m.n_rows * m.width * m.np_dtype.itemsize
+        g.update(width=m.width, dtype=m.logical_dtype, codec=m.codec)
+    arrays = [{"what": k, **{**v, "layers": _compact_layers([x for x in v["layers"] if x >= 0]) or "-"}}
+              for k, v in sorted(groups.items())]
+    runs = con.execute("SELECT run_id, kind, status, started_at FROM runs ORDER BY run_id DESC LIMIT 8").fetchall()
+    disk = 0
+    for dirpath, _, files in os.walk(store.root):
+        for f in files:
+            try:
+                disk += os.path.getsize(os.path.join(dirpath, f))
+            except OSError:
+                pass
+    model = store.model
+    return {
+        "path": str(store.root),
+        "format_version": int(version),
+        "disk_bytes": disk,
+        "model": {k: v for k, v in asdict(model).items() if k != "config"} if model else None,
+        "counts": counts,
+        "arrays": arrays,
+        "runs": [dict(zip(("run_id", "kind", "status", "started_at"), r)) for r in runs],
+    }

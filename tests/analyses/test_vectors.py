@@ -107,3 +107,30 @@ def test_norm_plot_writes_png(tmp_path, planted_vecs) -> None:
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cos = vx.cosine(planted_vecs.v_int, planted_vecs.v_prompt)
     assert plot_cosine_by_layer(cos, [0, 1, 2], tmp_path / "cos.png").stat().st_size > 1000
+
+
+def test_analyses_import_without_torch() -> None:
+    """No pure analysis needs torch: import them all, and use one, with torch made unimportable.
+
+    A meta-path finder refuses torch rather than ``sys.modules['torch'] = None``: scipy 1.17's
+    array-API helpers take a ``None`` entry for an imported torch and crash on ``import scipy.stats``.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "sys.modules.pop('torch', None)\n"
+        "import analyses.vectors, analyses.decompose, analyses.neurons, analyses.structure\n"
+        "import analyses.crosslingual, analyses.logit_lens, analyses.plots\n"
+        "import numpy as np\n"
+        "analyses.structure.circumplex_fit(np.random.default_rng(0).standard_normal((10, 8)), n_perm=5)\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch got imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

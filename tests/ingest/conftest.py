@@ -1,0 +1,147 @@
+"""Offline fixtures for ingest tests: a tiny locally trained tokenizer and tiny random models.
+
+Everything here is built in-process, without a hub: a byte-level BPE tokenizer trained on a few
+sentences (a ChatML chat template is set on one copy, none on the other, GPT-2 style), and, per
+supported family, a 3-layer model of width 32 built from a config with a fixed seed. Keep them tiny:
+tests run on shared CPUs.
+
+Fixtures others may reuse:
+
+* ``chat_tokenizer``: fast tokenizer with a ChatML template (system role supported).
+* ``plain_tokenizer``: same vocabulary, no chat template, no pad token (GPT-2 style).
+* ``make_tiny_model(family, dtype="float32", vocab_size=..., seed=0)``: an eval-mode model.
+* ``family``: parametrizes a test over every family in ``FAMILIES``.
+* ``tiny_model_dir``: a saved llama model + chat tokenizer directory, for ``load_model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+#: Families with a tiny config below; "gemma3" is the multimodal wrapper (text decoder nested at
+#: model.language_model), "gemma3_text" the text-only model.
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "gpt2", "phi3")
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_CORPUS = [
+    "You are a helpful assistant. Answer briefly and honestly.",
+    "What should I do this weekend? I want something new and exciting.",
+    "Security and tradition matter to many people; others value stimulation and hedonism.",
+    "The user asked about power, achievement, benevolence and universalism.",
+    "Hello there! How are you today? I am fine, thank you.",
+    "system user assistant template response",
+    "Caring for others and respecting nature are good values.",
+] * 4
+
+VOCAB_SIZE = 320  # models' vocab: at least the tokenizer's size
+
+
+def _train_bpe() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_CORPUS, trainer)
+    return tok
+
+
+@pytest.fixture(scope="session")
+def bpe() -> Any:
+    return _train_bpe()
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer(bpe: Any) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|im_end|>",
+                                  pad_token="<|pad|>")
+    tok.chat_template = CHATML
+    assert len(tok) <= VOCAB_SIZE
+    return tok
+
+
+@pytest.fixture(scope="session")
+def plain_tokenizer(bpe: Any) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    assert tok.pad_token is None and not tok.chat_template
+    return tok
+
+
+def tiny_config(family: str, vocab_size: int = VOCAB_SIZE) -> Any:
+    """A 3-layer, width-32 config of ``family``; MLP width 48 (GPT-2: 4 x 32 = 128, left to default)."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    if family == "llama":
+        return tf.LlamaConfig(**common)
+    if family == "mistral":
+        return tf.MistralConfig(**common)
+    if family == "qwen2":
+        return tf.Qwen2Config(**common)
+    if family == "qwen3":
+        return tf.Qwen3Config(**common, head_dim=8)
+    if family == "phi3":
+        return tf.Phi3Config(**common, pad_token_id=None, bos_token_id=1, eos_token_id=2)
+    if family == "gemma2":
+        return tf.Gemma2Config(**common, head_dim=8, sliding_window=8, query_pre_attn_scalar=8)
+    if family == "gemma3_text":
+        return tf.Gemma3TextConfig(**common, head_dim=8, sliding_window=8, query_pre_attn_scalar=8)
+    if family == "gemma3":
+        text = tf.Gemma3TextConfig(**common, head_dim=8, sliding_window=8, query_pre_attn_scalar=8)
+        vision = tf.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, image_size=28, patch_size=14)
+        return tf.Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                               boi_token_index=vocab_size - 3, eoi_token_index=vocab_size - 2,
+                               image_token_index=vocab_size - 1)
+    if family == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=32, n_layer=3, n_head=4,
+                             bos_token_id=0, eos_token_id=0)
+    raise KeyError(family)
+
+
+def build_tiny_model(family: str, dtype: str = "float32", vocab_size: int = VOCAB_SIZE, seed: int = 0) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(family, vocab_size))
+    # Same weights in every dtype: initialise in float32, then cast.
+    return model.to(getattr(torch, dtype)).eval()
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model() -> Callable[..., Any]:
+    return build_tiny_model
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: Any) -> Path:
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model = build_tiny_model("llama")
+    model.save_pretrained(path)
+    chat_tokenizer.save_pretrained(path)
+    return path

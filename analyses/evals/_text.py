@@ -80,20 +80,15 @@ def script_counts(text: str) -> dict[str, int]:
 
 # Frequent function words that tell the three Latin-script study languages apart. Short on purpose:
 # the check is "is this response in the asked language", not general language identification.
-_FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    "en": frozenset(
-        "the and is are was were of to in that it for with on this be have you not but they what "
-        "which would will can your their there from or an".split()
-    ),
-    "es": frozenset(
-        "el la los las es son y de que en un una por para con no se su lo del al como pero más muy "
-        "está están este esta usted también".split()
-    ),
-    "fr": frozenset(
-        "le la les est sont et de des que en un une pour avec ne pas se sur du au comme mais plus "
-        "très cette ce vous aussi dans qui".split()
-    ),
+_FUNCTION_WORD_TEXT = {
+    "en": "the and is are was were of to in that it for with on this be have you not but they what "
+    "which would will can your their there from or an",
+    "es": "el la los las es son y de que en un una por para con no se su lo del al como pero más muy "
+    "está están este esta usted también",
+    "fr": "le la les est sont et de des que en un une pour avec ne pas se sur du au comme mais plus "
+    "très cette ce vous aussi dans qui",
 }
+_FUNCTION_WORDS = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORD_TEXT.items()}
 # Letters that only one of the three uses (after case-folding).
 _MARK_LETTERS = {"es": set("ñ¿¡"), "fr": set("çèêëîïôûœ")}
 

@@ -39,14 +39,14 @@ class HarmfulPrompt:
 
 
 def _rows(path: str | Path, required: str, layout: str) -> tuple[Path, list[str], list[dict[str, str]]]:
-    p = existing_path(path, f"{layout} file", f"pass the path of a {layout} CSV")
+    fix = f"pass a CSV in the {layout} layout"
+    p = existing_path(path, f"{layout} file", fix)
     if p.is_dir():
-        raise InputError(f"{p} is a directory; pass the path of a {layout} CSV file")
-    header, rows = read_csv_dicts(p, f"pass a {layout} CSV")
+        raise InputError(f"{p} is a directory; {fix}")
+    header, rows = read_csv_dicts(p, fix)
     if required not in header:
         raise InputError(
-            f"{p} has columns {header[:6]}, not {required!r}; pass a {layout} CSV "
-            f"(a header row with a {required!r} column)"
+            f"{p} has columns {header[:6]}, not {required!r}; {fix} (a header row naming {required!r})"
         )
     return p, header, rows
 

@@ -149,7 +149,8 @@ def parse_choice(text: str, question: Question | None = None) -> str | None:
             longest = [letter for n, letter in hits if n == hits[0][0]]
             # A shorter hit inside the longest one ("7" inside "17") is not a second answer.
             others = [
-                letter for n, letter in hits[len(longest):]
+                letter
+                for n, letter in hits[len(longest) :]
                 if question.choices[LETTERS.index(letter)].casefold()
                 not in question.choices[LETTERS.index(longest[0])].casefold()
             ]

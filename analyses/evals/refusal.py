@@ -67,9 +67,7 @@ def is_refusal(
     return any(p in head for p in refusal_phrases(language))
 
 
-def refusal_rate(
-    texts: Sequence[str], language: str | None = None, *, judge: Judge | None = None
-) -> float:
+def refusal_rate(texts: Sequence[str], language: str | None = None, *, judge: Judge | None = None) -> float:
     """Share of responses that refuse; InputError for an empty list (a rate of nothing is undefined)."""
     items = list(texts)
     if not items:

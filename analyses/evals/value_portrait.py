@@ -55,7 +55,9 @@ class PortraitItem:
     response: str
     correlations: Mapping[str, float] = field(hash=False)
 
-    def keys(self, threshold: float = DEFAULT_THRESHOLD, reverse_keyed: bool = False) -> list[tuple[str, bool]]:
+    def keys(
+        self, threshold: float = DEFAULT_THRESHOLD, reverse_keyed: bool = False
+    ) -> list[tuple[str, bool]]:
         """(value, reversed) for every value this item measures at ``threshold``."""
         out = [(v, False) for v, r in self.correlations.items() if r >= threshold]
         if reverse_keyed:

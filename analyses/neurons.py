@@ -32,6 +32,7 @@ import numpy as np
 
 from actstore.errors import InputError
 from analyses.decompose import shared_unique_axes
+from analyses.vectors import unit
 
 CLASSES: tuple[str, str, str] = ("shared", "intrinsic_unique", "prompted_unique")
 UNCLASSIFIED = "unclassified"
@@ -107,7 +108,7 @@ def ranking(scores: np.ndarray) -> np.ndarray:
 def top_set(w: np.ndarray, direction: np.ndarray, top_frac: float = DEFAULT_TOP_FRAC) -> np.ndarray:
     """Indices of the top ``top_frac`` neurons by ``|w_i . unit(direction)|`` (projection norm on one vector)."""
     w = _check_w(w, np.asarray(direction).shape[0])
-    scores = projection_norms(w, span_basis(direction, direction))
+    scores = np.abs(w.T @ unit(direction).astype(w.dtype, copy=False)).astype(np.float64)
     return ranking(scores)[: n_keep(w.shape[1], top_frac)]
 
 
@@ -151,9 +152,12 @@ def score_neurons(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, *,
     """
     d = np.asarray(v_int).shape[-1]
     w = _check_w(w, d)
-    shared, unique, _ = shared_unique_axes(v_int, v_prompt)
+    shared, unique, sv = shared_unique_axes(v_int, v_prompt)
     axes = np.stack([shared, unique], axis=1).astype(w.dtype, copy=False)  # [d, 2]
     coords = (w.T @ axes).astype(np.float64)  # [n, 2]: the projection in (shared, unique) coordinates
+    if sv[1] <= 1e-10 * sv[0]:
+        # Parallel vectors span a line: the "unique" axis is arbitrary, so nothing projects on it.
+        coords[:, 1] = 0.0
     if orient is not None:
         coords = coords * np.where(np.asarray(orient) < 0, -1.0, 1.0)[:, None]
     score = np.linalg.norm(coords, axis=1)
@@ -227,3 +231,26 @@ def class_counts(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             out["count"].append(int(np.sum(rows["class"][sel] == cls)))
     return {"value": np.array(out["value"], dtype=object), "layer": np.array(out["layer"], dtype=np.int64),
             "class": np.array(out["class"], dtype=object), "count": np.array(out["count"], dtype=np.int64)}
+
+
+def class_count_matrix(rows: dict[str, np.ndarray],
+                       classes: Sequence[str] = CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Kept neurons per layer and class, summed over values: ``(layers [L], counts [L, K])``.
+
+    The input of :func:`analyses.plots.plot_class_counts`.
+    """
+    layers = np.unique(rows["layer"]).astype(np.int64)
+    counts = np.array([[int(np.sum((rows["layer"] == layer) & (rows["class"] == c))) for c in classes]
+                       for layer in layers], dtype=np.int64).reshape(len(layers), len(classes))
+    return layers, counts
+
+
+def jaccard_rows(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, values: Sequence[str], layer: int,
+                 top_frac: float = DEFAULT_TOP_FRAC) -> dict[str, np.ndarray]:
+    """:func:`int_prompt_jaccard` for every value at one layer: columns value, layer, jaccard (each ``[V]``).
+
+    w: ``[d, n]``; v_int, v_prompt: ``[V, d]``.
+    """
+    j = [int_prompt_jaccard(w, v_int[i], v_prompt[i], top_frac) for i in range(len(values))]
+    return {"value": np.array(list(values), dtype=object), "layer": np.full(len(values), layer, dtype=np.int64),
+            "jaccard": np.array(j, dtype=np.float64)}

@@ -11,7 +11,8 @@ arrays; the store supplies the group means (``store.group_means(site, layers, gr
 their means, call :func:`value_vectors`.
 
 Shape letters: G groups, L layers, d width, V values, C conditions, n responses.
-A group is named by a key ``(value slug, condition, label)``, e.g. ``("power", "prompted", "exp")``.
+A group is named by a key ``(value slug, condition, label)``, e.g. ``("power", "prompted", "exp")``,
+or by the same as one string, ``"power:prompted:exp"`` (handy as a SQL-built group label).
 All results are float64: means of many float32/bf16 activations lose digits otherwise.
 """
 
@@ -30,6 +31,8 @@ CONDITIONS: tuple[str, str] = ("intrinsic", "prompted")
 EXP, UNEXP = "exp", "unexp"
 
 GroupKey = tuple[str, str, str]  # (value slug, condition, label)
+#: How callers may name a group: a key, or the string "value:condition:label" (see as_group_key).
+GroupLabel = GroupKey | str
 
 
 # --- plain vector helpers -------------------------------------------------------------------
@@ -111,15 +114,28 @@ def groups_for(values: Sequence[str] = VALUE_SLUGS, conditions: Sequence[str] = 
     return [(v, c, lab) for v in values for c in conditions for lab in labels]
 
 
-def _lookup(groups: Sequence[GroupKey], key: GroupKey) -> int:
+def as_group_key(label: object) -> GroupKey:
+    """A group label as the store returns it -> ``(value, condition, label)``.
+
+    Accepts a tuple or list of three strings, or one string ``"value:condition:label"`` (what a
+    SQL query can build with ``value || ':' || condition || ':' || label``).
+    """
+    parts = label.split(":") if isinstance(label, str) else list(label)  # type: ignore[call-overload]
+    if len(parts) != 3:
+        raise InputError(f"group label {label!r} is not (value, condition, label); "
+                         f"write it as 'value:condition:label', e.g. 'power:prompted:exp'")
+    return (str(parts[0]), str(parts[1]), str(parts[2]))
+
+
+def _lookup(groups: Sequence[GroupLabel], key: GroupKey) -> int:
     try:
-        return list(groups).index(key)
+        return [as_group_key(g) for g in groups].index(key)
     except ValueError:
         raise InputError(f"no group {key!r} among the {len(groups)} groups read; "
                          f"ask the store for it (analyses.vectors.groups_for lists them)") from None
 
 
-def exp_vs_unexp_index(groups: Sequence[GroupKey], values: Sequence[str] = VALUE_SLUGS,
+def exp_vs_unexp_index(groups: Sequence[GroupLabel], values: Sequence[str] = VALUE_SLUGS,
                        conditions: Sequence[str] = CONDITIONS) -> tuple[np.ndarray, np.ndarray]:
     """The default contrast, R_exp minus R_unexp within each condition: ``(pos [V, C], neg [V, C])`` indices."""
     pos = np.array([[_lookup(groups, (v, c, EXP)) for c in conditions] for v in values], dtype=np.int64)
@@ -127,7 +143,7 @@ def exp_vs_unexp_index(groups: Sequence[GroupKey], values: Sequence[str] = VALUE
     return pos, neg
 
 
-def prompted_minus_intrinsic_index(groups: Sequence[GroupKey], values: Sequence[str] = VALUE_SLUGS,
+def prompted_minus_intrinsic_index(groups: Sequence[GroupLabel], values: Sequence[str] = VALUE_SLUGS,
                                    label: str = EXP) -> tuple[np.ndarray, np.ndarray]:
     """Prompted group minus intrinsic group with the same label: ``(pos [V, 1], neg [V, 1])``.
 
@@ -139,7 +155,7 @@ def prompted_minus_intrinsic_index(groups: Sequence[GroupKey], values: Sequence[
     return pos, neg
 
 
-def pair_index(groups: Sequence[GroupKey],
+def pair_index(groups: Sequence[GroupLabel],
                pairs: Sequence[tuple[GroupKey, GroupKey]]) -> tuple[np.ndarray, np.ndarray]:
     """Any two groups: ``pairs`` of (positive key, negative key) -> ``(pos [P], neg [P])`` indices."""
     pos = np.array([_lookup(groups, p) for p, _ in pairs], dtype=np.int64)
@@ -148,7 +164,7 @@ def pair_index(groups: Sequence[GroupKey],
 
 
 def contrast(means: np.ndarray, counts: np.ndarray, pos: np.ndarray, neg: np.ndarray,
-             groups: Sequence[GroupKey] | None = None, min_count: int = 1) -> np.ndarray:
+             groups: Sequence[GroupLabel] | None = None, min_count: int = 1) -> np.ndarray:
     """``means[pos] - means[neg]``.
 
     means: ``[G, L, d]``; counts: ``[G]``; pos, neg: int index arrays of one shape ``[...]``.
@@ -169,7 +185,7 @@ def contrast(means: np.ndarray, counts: np.ndarray, pos: np.ndarray, neg: np.nda
     return means[pos] - means[neg]
 
 
-def value_vectors(means: np.ndarray, counts: np.ndarray, groups: Sequence[GroupKey],
+def value_vectors(means: np.ndarray, counts: np.ndarray, groups: Sequence[GroupLabel],
                   values: Sequence[str] = VALUE_SLUGS, conditions: Sequence[str] = CONDITIONS,
                   min_count: int = 1) -> np.ndarray:
     """Value vectors ``[V, C, L, d]`` (float64) from group means ``[G, L, d]``, R_exp minus R_unexp."""

@@ -12,7 +12,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-import planted  # noqa: E402
+import planted
 
 #: The Value Portrait survey data, read by path (never copied into the repo).
 VALUE_PORTRAIT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "value-portrait"

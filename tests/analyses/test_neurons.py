@@ -127,3 +127,25 @@ def test_class_count_plot(tmp_path) -> None:
 
     p = plot_class_counts(np.array([[3, 1, 2], [0, 4, 1]]), [5, 6], tmp_path / "c.png")
     assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_parallel_vectors_score_on_the_line() -> None:
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal(12)
+    w = rng.standard_normal((12, 50))
+    cols = nn.score_neurons(w, v, 2 * v, top_frac=1.0)
+    expected = np.abs(w.T @ (v / np.linalg.norm(v)))
+    np.testing.assert_allclose(cols["score"], expected[cols["neuron"]], rtol=1e-9)
+    assert np.all(cols["proj_unique"] == 0)
+    assert set(cols["class"]) <= {"shared", "unclassified"}
+
+
+def test_layer_matrices_for_plots_and_overlap() -> None:
+    v_int, v_prompt, s, u = _pair(8)
+    pn = planted_down_proj(s, u, n_mlp=1000, n_per_class=(4, 3, 3))
+    rows = nn.concat_columns([nn.score_layer(pn.w, v_int[None], v_prompt[None], ["power"], layer=k)
+                              for k in (2, 5)])
+    layers, counts = nn.class_count_matrix(rows)
+    assert layers.tolist() == [2, 5] and counts.tolist() == [[4, 3, 3], [4, 3, 3]]
+    j = nn.jaccard_rows(pn.w, v_int[None], v_prompt[None], ["power"], layer=2)
+    assert j["jaccard"].shape == (1,) and 0 <= j["jaccard"][0] <= 1

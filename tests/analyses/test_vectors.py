@@ -132,5 +132,15 @@ def test_analyses_import_without_torch() -> None:
         "analyses.structure.circumplex_fit(np.random.default_rng(0).standard_normal((10, 8)), n_perm=5)\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch got imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_string_group_labels_work_like_keys(planted_vecs) -> None:
+    pv = planted_vecs
+    means, counts = vx.group_means(pv.acts, pv.group_ids, len(pv.groups))
+    labels = [":".join(k) for k in pv.groups]
+    np.testing.assert_array_equal(vx.value_vectors(means, counts, labels), vx.value_vectors(means, counts, pv.groups))
+    assert vx.as_group_key(["power", "prompted", "exp"]) == ("power", "prompted", "exp")
+    with pytest.raises(InputError, match="value:condition:label"):
+        vx.as_group_key("power-prompted")

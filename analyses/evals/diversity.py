@@ -83,9 +83,21 @@ def _ttr(token_lists: list[list[str]]) -> float:
     return float(np.mean(ratios)) if ratios else 0.0
 
 
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct n-grams / total n-grams over the set; 0.0 when there are no n-grams."""
-    return _distinct(_token_lists(texts), n)
+def _per_response(token_lists: list[list[str]], n: int, metric: Callable[[list[list[str]]], float]) -> float:
+    scores = [metric([tokens]) for tokens in token_lists if len(tokens) >= n]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def distinct_n(texts: Sequence[str], n: int, per_response: bool = False) -> float:
+    """Distinct n-grams / total n-grams over the set; 0.0 when there are no n-grams.
+
+    ``per_response=True`` gives instead the mean of each response's own Distinct-n (responses shorter
+    than n skipped): papers report both, and the two differ a lot, so say which one a number is.
+    """
+    tokens = _token_lists(texts)
+    if per_response:
+        return _per_response(tokens, n, lambda one: _distinct(one, n))
+    return _distinct(tokens, n)
 
 
 def expected_distinct(total: int, vocab_size: int) -> float:
@@ -100,9 +112,17 @@ def expected_distinct(total: int, vocab_size: int) -> float:
     return -vocab_size * math.expm1(total * math.log1p(-1.0 / vocab_size))
 
 
-def ead_n(texts: Sequence[str], n: int, vocab_size: int = DEFAULT_VOCAB_SIZE) -> float:
-    """Expectation-adjusted distinct n-grams (Liu et al. 2022); 0.0 when there are no n-grams."""
-    return _ead(_token_lists(texts), n, vocab_size)
+def ead_n(
+    texts: Sequence[str], n: int, vocab_size: int = DEFAULT_VOCAB_SIZE, per_response: bool = False
+) -> float:
+    """Expectation-adjusted distinct n-grams (Liu et al. 2022); 0.0 when there are no n-grams.
+
+    ``per_response=True``: the mean of each response's own EAD-n, as for :func:`distinct_n`.
+    """
+    tokens = _token_lists(texts)
+    if per_response:
+        return _per_response(tokens, n, lambda one: _ead(one, n, vocab_size))
+    return _ead(tokens, n, vocab_size)
 
 
 def type_token_ratio(texts: Sequence[str]) -> float:

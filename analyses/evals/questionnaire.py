@@ -81,6 +81,7 @@ _CUE = re.compile(
     + r"\b(?![.,]\d)"
 )
 _LEADING = re.compile(r"^[\(\[]?" + _NUM + r"\b(?![.,]\d)(?!\s*(?:-|–|to|or)\s*\d)")
+_LIST_MARKERS = re.compile(r"(?m)^\s*(\d+)[.)]")
 _NUMBERS = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)?(?![\d])")
 # Longest labels first, so that "not like me at all" is not read as "not like me" or "like me".
 _LABELS = sorted(((label.lower(), i) for i, label in enumerate(SCALE, start=1)), key=lambda p: -len(p[0]))
@@ -119,7 +120,7 @@ def parse_rating(text: str) -> int | None:
         return None
     labels = {_LABEL_VALUE[m.group(0)] for m in _LABEL_RE.finditer(t)}
     m = _LEADING.match(t)
-    if m:
+    if m and len(set(_LIST_MARKERS.findall(t))) <= 1:  # "1. ... 2. ..." is a list, not a rating
         first = _as_int(m.group(1))
         # "1 (not like me at all) to 6 (...)" echoes the scale: labels that disagree make it ambiguous.
         return first if not labels or labels == {first} else None

@@ -35,6 +35,17 @@ def test_distinct_counts_ngrams_within_responses_only() -> None:
     assert distinct_n(texts, 2) == pytest.approx(2 / 3)
 
 
+def test_per_response_distinct_averages_each_response() -> None:
+    texts = ["a a", "a b c", "x"]
+    # per response: 1/2 and 3/3 ("x" has no bigram and is skipped for n=2)
+    assert distinct_n(texts, 1, per_response=True) == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert distinct_n(texts, 2, per_response=True) == pytest.approx((1.0 + 1.0) / 2)
+    assert ead_n(texts, 1, vocab_size=10**12, per_response=True) == pytest.approx(
+        distinct_n(texts, 1, per_response=True), rel=1e-6
+    )
+    assert distinct_n(["x"], 2, per_response=True) == 0.0
+
+
 def test_distinct_of_nothing_is_zero_and_bad_order_is_an_error() -> None:
     assert distinct_n([], 2) == 0.0
     assert distinct_n(["one"], 2) == 0.0

@@ -90,6 +90,7 @@ def test_parse_rating_reads_answers(text: str, expected: int) -> None:
         "I'm sorry, but I can't rate myself on this scale.",
         "抱歉，我不能回答这个问题。",
         "It depends on the situation.",
+        "1. I value freedom.\n2. I also value safety.",
     ],
 )
 def test_parse_rating_gives_none_for_refusals_and_ambiguity(text: str) -> None:

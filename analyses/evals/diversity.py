@@ -183,7 +183,7 @@ class DiversityReport:
         return out
 
 
-def diversity(
+def diversity_report(
     texts: Sequence[str], embed: Embed | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE
 ) -> DiversityReport:
     """All diversity metrics of one set of responses (semantic only when ``embed`` is given)."""

@@ -12,7 +12,7 @@ from analyses.evals._text import tokenize
 from analyses.evals.diversity import (
     DEFAULT_VOCAB_SIZE,
     distinct_n,
-    diversity,
+    diversity_report,
     ead_n,
     expected_distinct,
     semantic_diversity,
@@ -114,12 +114,12 @@ def test_a_single_string_is_rejected_with_the_fix() -> None:
     with pytest.raises(InputError, match=r"wrap it in a list"):
         distinct_n("a b c", 1)
     with pytest.raises(InputError, match="strings"):
-        diversity(["ok", 3])  # type: ignore[list-item]
+        diversity_report(["ok", 3])  # type: ignore[list-item]
 
 
 def test_report_collects_everything() -> None:
     texts = ["the cat sat", "the dog ran fast"]
-    report = diversity(texts, embed=lambda t: np.eye(2))
+    report = diversity_report(texts, embed=lambda t: np.eye(2))
     assert report.n_responses == 2 and report.n_tokens == 7
     assert report.distinct_2 == pytest.approx(distinct_n(texts, 2))
     assert report.ead_1 == pytest.approx(ead_n(texts, 1))
@@ -128,4 +128,4 @@ def test_report_collects_everything() -> None:
     flat = report.as_dict()
     assert set(flat) >= {"distinct_1", "distinct_2", "ead_1", "ead_2", "type_token_ratio", "semantic"}
     assert all(isinstance(v, float) for v in flat.values())
-    assert "semantic" not in diversity(texts).as_dict()
+    assert "semantic" not in diversity_report(texts).as_dict()

@@ -40,3 +40,12 @@ def test_parsers_return_a_valid_value_or_none_for_any_text(text: str) -> None:
     assert parse_choice(text) in {None, "A", "B", "C", "D"}
     assert isinstance(is_refusal(text), bool)
     assert all(tokenize(text))  # no empty tokens
+
+
+def test_submodules_are_not_shadowed_by_exported_names() -> None:
+    import importlib
+    import types
+
+    for name in ("diversity", "refusal", "instructions", "questionnaire", "value_portrait", "mcq", "harmful"):
+        assert isinstance(getattr(evals, name), types.ModuleType), name
+        assert importlib.import_module(f"analyses.evals.{name}") is getattr(evals, name)

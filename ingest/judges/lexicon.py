@@ -15,13 +15,19 @@ from ingest.values import parse_value
 from .base import JudgeItem, Label, expand
 
 
+def _normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
 def _pattern(phrase: str) -> re.Pattern[str]:
-    # Word boundaries only where the phrase starts/ends with a word character of a spaced script, so
-    # "power" does not match "empowerment" while CJK phrases (no spaces) still match inside a run.
-    esc = re.escape(phrase.strip())
+    # Whitespace-insensitive, and the phrase's final .!? is optional, so that a sentence the model ends
+    # differently still counts. Word boundaries only where the phrase starts/ends with an ASCII word
+    # character, so "power" does not match "empowerment" while CJK phrases still match inside a run.
+    key = _normalize(phrase).rstrip(".!?。！？")
+    esc = r"\s+".join(re.escape(w) for w in key.split(" "))
     spaced = lambda ch: ch.isascii() and (ch.isalnum() or ch == "_")  # noqa: E731
-    left = r"\b" if spaced(phrase.strip()[0]) else ""
-    right = r"\b" if spaced(phrase.strip()[-1]) else ""
+    left = r"\b" if spaced(key[0]) else ""
+    right = r"\b" if spaced(key[-1]) else ""
     return re.compile(left + esc + right, re.IGNORECASE)
 
 
@@ -37,7 +43,7 @@ class LexiconJudge:
         self.min_hits = min_hits
         self._patterns: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         for value, plist in phrases.items():
-            kept = [p for p in plist if p and p.strip()]
+            kept = [p for p in plist if p and p.strip(" .!?。！？")]
             self._patterns[parse_value(value)] = [(p, _pattern(p)) for p in kept]
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Label]:
@@ -52,32 +58,21 @@ class LexiconJudge:
         return out
 
 
-def valueworld_lexicon_judge(language: str | None = None, judge_id: str = "lexicon-valueworld") -> LexiconJudge:
-    """A lexicon judge over the value-world corpus's own phrase pools (``ingest.valueworld``).
-
-    Looks for ``phrase_pools(language)`` / ``phrase_pools()`` or a ``PHRASES`` mapping in
-    ``ingest.valueworld.judge``; the phrase mapping may be flat (value -> phrases) or per language.
-    """
+def valueworld_lexicon_judge(language: str | None = None, judge_id: str = "lexicon:valueworld") -> LexiconJudge:
+    """A lexicon judge over the value-world corpus's phrase pools (``ingest.valueworld.pools.PHRASES``,
+    ``{language: {value: phrases}}``); all languages merged unless ``language`` is given."""
     try:
-        from ingest.valueworld import judge as vw  # optional sibling package, may not exist yet
+        from ingest.valueworld import pools  # optional sibling package
     except ImportError as e:
         raise InputError(f"ingest.valueworld is not available ({e}); pass a phrase mapping to LexiconJudge") from None
-    pools = None
-    fn = getattr(vw, "phrase_pools", None)
-    if callable(fn):
-        try:
-            pools = fn(language) if language is not None else fn()
-        except TypeError:
-            pools = fn()
-    if pools is None:
-        pools = getattr(vw, "PHRASES", None)
-    if not isinstance(pools, Mapping):
-        raise InputError("ingest.valueworld.judge exposes no phrase pools; pass a phrase mapping to LexiconJudge")
-    if language is not None and language in pools:
-        pools = pools[language]
+    phrases: Mapping[str, Mapping[str, Sequence[str]]] = getattr(pools, "PHRASES", {})
+    if not phrases:
+        raise InputError("ingest.valueworld.pools has no PHRASES; pass a phrase mapping to LexiconJudge")
+    if language is not None and language not in phrases:
+        raise InputError(f"value-world has no phrases in {language!r}; use one of {', '.join(phrases)}")
+    langs = [language] if language is not None else list(phrases)
     flat: dict[str, list[str]] = {}
-    for value, plist in pools.items():
-        if isinstance(plist, Mapping):  # per language: merge unless one was asked for
-            plist = [p for ps in plist.values() for p in ps]
-        flat[value] = list(plist)
+    for lang in langs:
+        for value, plist in phrases[lang].items():
+            flat.setdefault(value, []).extend(plist)
     return LexiconJudge(flat, judge_id)

@@ -68,6 +68,13 @@ def _field(obj: dict[str, Any], path: Path, n: int, *keys: str) -> Any:
     return cur
 
 
+def _slug(name: str, where: str) -> str:
+    try:
+        return parse_value(name)
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from None
+
+
 def _query_text(content: dict[str, Any], source: str, include_title: bool | None) -> str:
     # A Reddit title is written by the poster and is part of the question ("AITA for ..."); a Dear Abby
     # title is the newspaper's headline, not the writer's words. So by default only Reddit keeps it.
@@ -84,7 +91,7 @@ def _query(entry: dict[str, Any], path: Path, n: int, pid: int, source: str, inc
         "portrait_id": pid,
         "data_source": source,
         "title": content.get("title"),
-        "relevant_values": [parse_value(v) for v in relevant],
+        "relevant_values": [_slug(v, f"{path}: entry {n}") for v in relevant],
     }
     return Query(f"vp-{pid}", text, "en", SOURCE, source, meta)
 
@@ -160,9 +167,11 @@ def load_value_portrait_tagged(
             corr = output.get("correlations")
             if not isinstance(text, str) or not isinstance(corr, list):
                 raise InputError(f"{p}: entry {n} output {k} lacks 'content' or 'correlations'; check the file")
+            where = f"{p}: entry {n} output {k}"
             try:
-                scores = {parse_value(name): float(rho) for name, rho in corr}
+                pairs = [(str(name), float(rho)) for name, rho in corr]
             except (TypeError, ValueError):
-                raise InputError(f"{p}: entry {n} output {k}: 'correlations' must be [[value, rho], ...]") from None
+                raise InputError(f"{where}: 'correlations' must be [[value, rho], ...]; check the file") from None
+            scores = {_slug(name, where): rho for name, rho in pairs}
             out.append(TaggedResponse(f"vp-{pid}-{output.get('id', k + 1)}", query, text, scores, threshold))
     return out

@@ -8,7 +8,9 @@ axes of :mod:`analyses.decompose` (an orthonormal basis of span(v_int, v_prompt)
   score: big writers into the plane rank first). ``relative=True`` gives ``||P w_i|| / ||w_i||``
   instead, the cosine of w_i's angle to the plane, which ignores how loud a neuron is.
 - **kept**: the top ``top_frac`` of neurons by score, default 1% (at least one neuron); rank 1 is
-  the highest score, ties broken by neuron index.
+  the highest score, ties broken by neuron index. 1% keeps about 190 neurons per value and layer
+  on a 7B model (d_mlp = 18944): few enough to inspect and to scale when steering, many enough for
+  class counts to mean something. It is a parameter, not a finding; report it with results.
 - **class**: the 2-D projection ``(proj_shared, proj_unique)`` is compared with three *signed*
   directions, +shared (0 deg), +unique = intrinsic-unique (+90 deg) and -unique =
   prompted-unique (-90 deg); the neuron takes the closest if its angle is below ``max_angle``
@@ -148,7 +150,8 @@ def score_neurons(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, *,
     w: ``[d, n]`` down projection; v_int, v_prompt: ``[d]``; delta_act: optional ``[n]``;
     orient: optional ``[n]`` signs (+1/-1) to flip columns before classifying. Returns columns
     (each ``[k]``, k kept neurons, best first): neuron, score, rank, class, angle_deg,
-    proj_shared, proj_unique, attribution (NaN without ``delta_act``).
+    proj_shared, proj_unique (of the oriented column, as classified), attribution (of the column
+    as stored; NaN without ``delta_act``).
     """
     d = np.asarray(v_int).shape[-1]
     w = _check_w(w, d)
@@ -158,6 +161,7 @@ def score_neurons(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, *,
     if sv[1] <= 1e-10 * sv[0]:
         # Parallel vectors span a line: the "unique" axis is arbitrary, so nothing projects on it.
         coords[:, 1] = 0.0
+    raw_shared = coords[:, 0].copy()  # attribution is physical: act_i * w_i, whatever the orientation
     if orient is not None:
         coords = coords * np.where(np.asarray(orient) < 0, -1.0, 1.0)[:, None]
     score = np.linalg.norm(coords, axis=1)
@@ -173,7 +177,7 @@ def score_neurons(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, *,
         delta_act = np.asarray(delta_act, np.float64)
         if delta_act.shape != (w.shape[1],):
             raise InputError(f"activation differences have shape {delta_act.shape}; expected [{w.shape[1]}]")
-        attr = delta_act[kept] * coords[kept, 0]
+        attr = delta_act[kept] * raw_shared[kept]
     return {
         "neuron": kept.astype(np.int64),
         "score": score[kept],

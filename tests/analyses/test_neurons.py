@@ -149,3 +149,15 @@ def test_layer_matrices_for_plots_and_overlap() -> None:
     assert layers.tolist() == [2, 5] and counts.tolist() == [[4, 3, 3], [4, 3, 3]]
     j = nn.jaccard_rows(pn.w, v_int[None], v_prompt[None], ["power"], layer=2)
     assert j["jaccard"].shape == (1,) and 0 <= j["jaccard"][0] <= 1
+
+
+def test_orientation_does_not_change_attribution() -> None:
+    v_int, v_prompt, s, _ = _pair(9, d=8)
+    w = np.stack([-s, 2 * s], axis=1)
+    delta = np.array([-1.0, 0.5])
+    plain = nn.score_neurons(w, v_int, v_prompt, top_frac=1.0, delta_act=delta)
+    flipped = nn.score_neurons(w, v_int, v_prompt, top_frac=1.0, delta_act=delta, orient=np.sign(delta))
+    by_neuron = lambda c: dict(zip(c["neuron"].tolist(), c["attribution"].tolist()))
+    assert by_neuron(plain) == pytest.approx(by_neuron(flipped))
+    assert by_neuron(plain) == pytest.approx({0: 1.0, 1: 1.0})
+    assert list(flipped["class"]) == ["shared", "shared"]

@@ -119,7 +119,8 @@ class Instruction:
             raise InputError(f"instruction {self.id!r}: n must be at least 1, got {given['n']}")
         if self.id == "language" and given["language"] not in LANGUAGES:
             raise InputError(
-                f"instruction 'language': unknown language {given['language']!r}; use one of {', '.join(LANGUAGES)}"
+                f"instruction 'language': unknown language {given['language']!r}; "
+                f"use one of {', '.join(LANGUAGES)}"
             )
         fields = {f for _, f, _, _ in string.Formatter().parse(self.text_template) if f}
         unknown = fields - set(given) - {"language_name"}

@@ -115,8 +115,9 @@ def parse_choice(text: str, question: Question | None = None) -> str | None:
     """The chosen letter A-D in a free-text answer, or None when there is none or it is ambiguous.
 
     Tried in order: a cue ("The answer is B", "Answer: (B)", "option B"); a letter opening the reply
-    ("B", "(B)", "B. Paris"), or a lone lower-case "b"; a single bracketed letter anywhere; and, when ``question`` is given, the
-    text of exactly one option (the longest match wins when one option's text contains another's).
+    ("B", "(B)", "B. Paris") or a lone lower-case "b"; a single bracketed letter anywhere; and, when
+    ``question`` is given, the text of exactly one option (the longest match wins when one option's
+    text contains another's).
     """
     if not isinstance(text, str):
         raise InputError(f"parse_choice expects the model's answer as a string, got {type(text).__name__}")

@@ -177,7 +177,8 @@ def load_human_scores(path: str | Path) -> HumanScores:
     data = read_json(p, _FIX.format(name=HUMANS_FILE))
     if not isinstance(data, dict) or not data:
         raise InputError(
-            f"{p}: expected an object {{participant: {{'pvq': {{value: score}}}}}}; {_FIX.format(name=HUMANS_FILE)}"
+            f"{p}: expected an object {{participant: {{'pvq': {{value: score}}}}}}; "
+            + _FIX.format(name=HUMANS_FILE)
         )
     ids, rows = [], []
     for pid, rec in data.items():

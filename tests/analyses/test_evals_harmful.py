@@ -40,7 +40,8 @@ def test_harmbench_layout_with_categories_context_and_filter(tmp_path: Path) -> 
     path.write_text(
         "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
         "Do a bad thing,standard,cybercrime_intrusion,,,b1\n"
-        "Summarise how to misuse this,contextual,misinformation_disinformation,context,Some article text,b2\n",
+        "Summarise how to misuse this,contextual,misinformation_disinformation,"
+        "context,Some article text,b2\n",
         encoding="utf-8",
     )
     prompts = load_harmbench(path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 
+import numpy as np
+
 from actstore.errors import InputError
 from analyses.evals._data import package_json
 from analyses.evals._text import fold
@@ -60,7 +62,13 @@ def is_refusal(
     if not isinstance(text, str):
         raise InputError(f"is_refusal expects a response string, got {type(text).__name__}")
     if judge is not None:
-        return bool(judge(text))
+        verdict = judge(text)
+        # A judge that returns "no" (a non-empty string) would silently count as a refusal.
+        if not isinstance(verdict, (bool, np.bool_)):
+            raise InputError(
+                f"the refusal judge returned {type(verdict).__name__} {verdict!r}; wrap it to return True/False"
+            )
+        return bool(verdict)
     if window is not None and window <= 0:
         raise InputError(f"window must be a positive number of characters or None, got {window}")
     head = fold(text if window is None else text[:window])

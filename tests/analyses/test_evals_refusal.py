@@ -63,6 +63,8 @@ def test_a_judge_replaces_the_phrase_lists() -> None:
     assert is_refusal("Sure, here you go.", judge=lambda t: True)
     assert not is_refusal("I'm sorry, but I can't.", judge=lambda t: False)
     assert refusal_rate(["a", "bb", "ccc", "dddd"], judge=lambda t: len(t) > 2) == 0.5
+    with pytest.raises(InputError, match="judge returned str 'no'; wrap it to return True/False"):
+        is_refusal("Sure.", judge=lambda t: "no")  # type: ignore[arg-type, return-value]
 
 
 def test_bad_input_is_one_clear_error() -> None:

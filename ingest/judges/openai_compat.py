@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -88,8 +89,25 @@ class OpenAIJudge:
     def judge(self, items: Sequence[JudgeItem]) -> list[Label]:
         pairs = expand(items)
         msgs = [judge_messages(it.query, it.response, v, self.mode) for it, v in pairs]
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            raws = list(pool.map(self._post, msgs))  # map keeps input order
+        # After the first request that fails for good, the others stop instead of each retrying in turn.
+        stop = threading.Event()
+
+        def call(m: list[dict[str, str]]) -> str:
+            if stop.is_set():
+                return ""
+            try:
+                return self._post(m)
+            except BaseException:
+                stop.set()
+                raise
+
+        pool = ThreadPoolExecutor(max_workers=self.max_workers)
+        try:
+            futures = [pool.submit(call, m) for m in msgs]
+            raws = [f.result() for f in futures]  # input order, whatever order they finish in
+        finally:
+            # On the first failure, drop the requests not yet started instead of sending them all.
+            pool.shutdown(wait=True, cancel_futures=True)
         out = []
         for (it, v), raw in zip(pairs, raws):
             expressed, score = read_verdict(raw, self.mode, self.threshold)

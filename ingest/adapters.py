@@ -15,7 +15,7 @@ and :meth:`Adapter.down_proj_weight` transposes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -86,7 +86,7 @@ class Adapter:
         A view of the parameter (no copy; for GPT-2 a transposed, non-contiguous view): call
         ``.contiguous()`` or ``.clone()`` before mutating or serialising it.
         """
-        w = self.down_proj_of(model, layer).weight.detach()
+        w = cast(torch.Tensor, self.down_proj_of(model, layer).weight).detach()
         return w.t() if self.down_proj_layout == "in_out" else w
 
     def final_norm_of(self, model: nn.Module) -> nn.Module:
@@ -94,7 +94,7 @@ class Adapter:
 
     def unembed_weight(self, model: nn.Module) -> torch.Tensor:
         """``Tensor[vocab, d_model]``, a detached view of the unembedding weight."""
-        return _resolve(model, self.unembed, self).weight.detach()
+        return cast(torch.Tensor, _resolve(model, self.unembed, self).weight).detach()
 
 
 def _resolve(root: nn.Module, path: str, adapter: Adapter) -> nn.Module:

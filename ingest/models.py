@@ -189,7 +189,7 @@ def load_model(name_or_path: str | os.PathLike[str], dtype: str = "auto", device
             raise _offline_error(source) from None
         raise ModelError(f"cannot load model {source!r}: {_first_line(err)}") from None
     if not placement and dev.type != "cpu":
-        model.to(dev)
+        model.to(dev)  # type: ignore[arg-type]  # transformers' stub for .to is too narrow
     model.eval()
     _prepare_tokenizer(tokenizer)
     gen = getattr(model, "generation_config", None)

@@ -149,10 +149,12 @@ def _render(tokenizer: Any, msgs: list[tuple[str, str]]) -> tuple[str, list[Span
 
 
 def _apply_template(tokenizer: Any, msgs: list[tuple[str, str]]) -> str:
+    from jinja2 import TemplateError
+
     try:
         return tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in msgs],
                                              tokenize=False, add_generation_prompt=True)
-    except Exception as err:  # jinja2 raises TemplateError for e.g. "System role not supported"
+    except (TemplateError, ValueError) as err:  # e.g. Gemma 2: "System role not supported"
         raise InputError(f"the chat template rejects these messages ({str(err).strip()[:120]}); "
                          "drop or merge the system message for this model") from None
 

@@ -90,8 +90,8 @@ def tiny_config(family: str, vocab_size: int = VOCAB_SIZE) -> Any:
     """A 3-layer, width-32 config of ``family``; MLP width 48 (GPT-2: 4 x 32 = 128, left to default)."""
     import transformers as tf
 
-    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64}
     if family == "llama":
         return tf.LlamaConfig(**common)
     if family == "mistral":

@@ -9,10 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from actstore.errors import ModelError  # noqa: E402
-from ingest import adapters  # noqa: E402
-from ingest.adapters import ADAPTERS, adapter_for  # noqa: E402
-from ingest.models import model_shapes  # noqa: E402
+from actstore.errors import ModelError
+from ingest import adapters
+from ingest.adapters import ADAPTERS, adapter_for
+from ingest.models import model_shapes
 
 
 def test_adapter_resolves_every_part_with_documented_shapes(family, make_tiny_model):

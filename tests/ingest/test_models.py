@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from actstore.errors import ModelError, UsageError  # noqa: E402
-from ingest.models import ModelShapes, dtype_name, load_model, model_shapes  # noqa: E402
+from actstore.errors import ModelError, UsageError
+from ingest.models import ModelShapes, dtype_name, load_model, model_shapes
 
 
 def test_load_model_from_local_dir_in_asked_dtype(tiny_model_dir):

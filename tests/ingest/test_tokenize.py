@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from actstore.errors import InputError  # noqa: E402
-from ingest.tokenize import (  # noqa: E402
+from actstore.errors import InputError
+from ingest.tokenize import (
     RESPONSE,
     ROLE_CODES,
     ROLES,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from actstore import migrations
 from actstore.errors import (
@@ -121,6 +122,11 @@ class WriterSession:
                 _check_version(self.con, root)
             migrations.apply(self.con)
         except BaseException:
+            if hasattr(self, "con"):
+                self.con.close()
+            if not self.recovered:  # the copy we just made: a refused open changes nothing
+                wip.unlink(missing_ok=True)
+                Path(str(wip) + ".wal").unlink(missing_ok=True)
             self._unlock()
             raise
         self.closed = False
@@ -153,8 +159,6 @@ class WriterSession:
 
 def to_arrow(data: Any):
     """dict of columns / pandas DataFrame / pyarrow Table -> pyarrow Table."""
-    import pyarrow as pa
-
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, dict):

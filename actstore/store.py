@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from actstore import catalog as cat
 from actstore.arrays import CODECS, ArrayIO, ArrayMeta
@@ -448,8 +449,6 @@ class Store:
         nt = np.asarray(batch.n_tokens, dtype=np.int64)
         starts = row_lo + np.concatenate([[0], np.cumsum(nt)[:-1]])
         rec_ids = np.arange(rec_lo, rec_lo + n_rec, dtype=np.int64)
-        import pyarrow as pa
-
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:

@@ -245,6 +245,21 @@ class Store:
                 fut = pool.submit(load, plan[i + 1]) if i + 1 < len(plan) else None
                 yield cur
 
+    def blocks(self, site: "Site | str", layer: int | None = None, rows: Any = None, *,
+               pool: str = "token") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream an array chunk by chunk: yields ``(rows[m], float32 values[m, width])``.
+
+        ``rows`` (any order; default all) selects what to stream; each chunk is read once, the
+        next one read ahead while the caller works. Memory is one chunk, whatever the store size.
+        """
+        meta = self.array_meta(site, layer, pool)
+        if rows is None:
+            idx = np.arange(meta.n_rows, dtype=np.int64)
+        else:
+            idx = self._check_rows(rows, meta.n_rows, "row" if pool == "token" else "record")
+        for pos, block in self._blocks(meta, idx):
+            yield idx[pos], block
+
     def group_means(self, site: str, layers: "int | list[int]", groups: Any, *,
                     pool: str = "token") -> GroupMeans:
         """Mean activation per group, streaming: each chunk is read once; memory is O(groups x width).

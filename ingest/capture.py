@@ -165,7 +165,13 @@ class Capturer:
         self.model = model
         self.adapter = adapter if adapter is not None else adapter_for(model)
         n_blocks = len(self.adapter.blocks_of(model))
-        layers = sorted({int(x) for x in layers})
+        # A bare string would iterate as characters: accept one site or pool name as well.
+        sites = [sites] if isinstance(sites, str) else sites
+        pools = [pools] if isinstance(pools, str) else pools
+        try:
+            layers = sorted({int(x) for x in layers})
+        except (TypeError, ValueError):
+            raise UsageError(f"bad layers {layers!r}; pass a list of layer numbers") from None
         if not layers:
             raise UsageError("no layers to capture; pass at least one layer")
         if layers[0] < 0 or layers[-1] >= n_blocks:
@@ -184,6 +190,7 @@ class Capturer:
         self._batch: _Batch | None = None
         self._got: dict[str, dict[Site, torch.Tensor]] = {}
         self._dtype: torch.dtype | None = None
+        self._devices: set[torch.device] = set()
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -258,15 +265,18 @@ class Capturer:
         elif x.dtype != self._dtype:
             raise ModelError(f"{site} is {x.dtype} but other sites are {self._dtype}; mixed-precision "
                              "models are not supported: load the model in one dtype")
-        packed = x[b.real]  # [n_tokens, width], record by record (row-major over [B, T])
+        # .to() is a no-op on the input device; it matters when device_map spreads blocks over GPUs.
+        dev = x.device
+        self._devices.add(dev)
+        packed = x[b.real.to(dev)]  # [n_tokens, width], record by record (row-major over [B, T])
         if "token" in self.pools:
             self._to_host(site, "token", packed, b)
         if "last_prompt" in self.pools:
-            self._to_host(site, "last_prompt", packed.index_select(0, b.last_rows), b)
+            self._to_host(site, "last_prompt", packed.index_select(0, b.last_rows.to(dev)), b)
         if "mean_response" in self.pools:
             # where (not multiply): padding positions may hold NaN (fully masked attention rows).
-            picked = torch.where(b.response[:, :, None], x, x.new_zeros(()))
-            mean = picked.sum(dim=1, dtype=torch.float32).div_(b.n_response[:, None])
+            picked = torch.where(b.response.to(dev)[:, :, None], x, x.new_zeros(()))
+            mean = picked.sum(dim=1, dtype=torch.float32).div_(b.n_response.to(dev)[:, None])
             self._to_host(site, "mean_response", mean.to(x.dtype), b)
 
     def _to_host(self, site: Site, pool: str, src: torch.Tensor, b: _Batch) -> None:
@@ -300,37 +310,14 @@ class Capturer:
         if self.model.training:
             raise UsageError("the model is in training mode (dropout would change activations); "
                              "call model.eval() before capture")
-        ids = torch.as_tensor(input_ids)
-        mask = torch.as_tensor(attention_mask).to("cpu")
-        plens = torch.as_tensor(np.asarray(prompt_lens, dtype=np.int64) if not isinstance(
-            prompt_lens, torch.Tensor) else prompt_lens.to("cpu", torch.int64)).reshape(-1)
-        if ids.ndim != 2 or mask.shape != ids.shape or plens.shape[0] != ids.shape[0] or ids.shape[0] == 0:
-            raise InputError(f"input_ids {tuple(ids.shape)}, attention_mask {tuple(mask.shape)} and "
-                             f"prompt_lens {tuple(plens.shape)} must be [B, T], [B, T] and [B] with B >= 1")
-        if ids.is_floating_point():
-            raise InputError(f"input_ids must be integers, got {ids.dtype}")
-        real = mask.to(torch.bool)
-        if not torch.equal(real.to(mask.dtype), mask):
-            raise InputError("attention_mask must hold only 0 and 1")
+        ids, real, plens = _check_batch(input_ids, attention_mask, prompt_lens)
         batch, seq = real.shape
         lengths = real.sum(1)
-        first = real.to(torch.int8).argmax(1)
-        if bool((lengths == 0).any()):
-            raise InputError(f"record {int((lengths == 0).nonzero()[0])} of the batch has no real tokens")
-        last = seq - 1 - real.flip(1).to(torch.int8).argmax(1)
-        gapped = (last - first + 1) != lengths
-        if bool(gapped.any()):
-            raise InputError(f"record {int(gapped.nonzero()[0])} has padding between real tokens; "
-                             "pad on the left or the right only")
-        bad = (plens < 1) | (plens > lengths)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0])
-            raise InputError(f"prompt_lens[{i}] = {int(plens[i])} but record {i} has {int(lengths[i])} "
-                             "real tokens; need 1 <= prompt_len <= tokens")
+        mask = real.to(torch.long)
 
         offsets = torch.zeros(batch + 1, dtype=torch.int64)
         torch.cumsum(lengths, 0, out=offsets[1:])
-        pos = real.to(torch.int64).cumsum(1) - 1  # position within the record
+        pos = mask.cumsum(1) - 1  # position within the record (as generate() numbers it)
         device = _input_device(self.model)
         non_blocking = device.type == "cuda"
         self._batch = _Batch(
@@ -344,15 +331,17 @@ class Capturer:
         )
         self._got = {}
         self._dtype = None
+        self._devices = set()
         try:
             with torch.no_grad(), self._hooks():
                 try:
-                    self.model(input_ids=ids.to(device, torch.long), attention_mask=mask.to(device, torch.long),
+                    self.model(input_ids=ids.to(device, torch.long), attention_mask=mask.to(device),
                                position_ids=pos.clamp(min=0).to(device), use_cache=False)
                 except _StopForward:
                     pass
-            if non_blocking:
-                torch.cuda.synchronize(device)
+            for dev in self._devices:  # the non_blocking device->host copies must land first
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
         finally:
             self._batch = None
         missing = [f"{s}/{p}" for p in self.pools for s in self.sites if s not in self._got.get(p, {})]
@@ -376,3 +365,36 @@ def _input_device(model: nn.Module) -> torch.device:
     if isinstance(dev, torch.device):
         return dev
     return next(model.parameters()).device
+
+
+def _check_batch(input_ids: Any, attention_mask: Any,
+                 prompt_lens: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate a padded batch -> (ids int[B, T], real bool[B, T] on the CPU, prompt_lens int64[B])."""
+    ids = torch.as_tensor(input_ids)
+    mask = torch.as_tensor(attention_mask).to("cpu")
+    plens = (prompt_lens.to("cpu", torch.int64) if isinstance(prompt_lens, torch.Tensor)
+             else torch.as_tensor(np.asarray(prompt_lens, dtype=np.int64))).reshape(-1)
+    if ids.ndim != 2 or mask.shape != ids.shape or plens.shape[0] != ids.shape[0] or ids.shape[0] == 0:
+        raise InputError(f"input_ids {tuple(ids.shape)}, attention_mask {tuple(mask.shape)} and "
+                         f"prompt_lens {tuple(plens.shape)} must be [B, T], [B, T] and [B] with B >= 1")
+    if ids.is_floating_point():
+        raise InputError(f"input_ids must be integers, got {ids.dtype}")
+    real = mask.to(torch.bool)
+    if not torch.equal(real.to(mask.dtype), mask):
+        raise InputError("attention_mask must hold only 0 and 1")
+    lengths = real.sum(1)
+    if bool((lengths == 0).any()):
+        raise InputError(f"record {int((lengths == 0).nonzero()[0])} of the batch has no real tokens")
+    # Real tokens must be one run per row: first..last real index spans exactly `lengths` tokens.
+    first = real.to(torch.int8).argmax(1)
+    last = real.shape[1] - 1 - real.flip(1).to(torch.int8).argmax(1)
+    gapped = (last - first + 1) != lengths
+    if bool(gapped.any()):
+        raise InputError(f"record {int(gapped.nonzero()[0])} has padding between real tokens; "
+                         "pad on the left or the right only")
+    bad = (plens < 1) | (plens > lengths)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise InputError(f"prompt_lens[{i}] = {int(plens[i])} but record {i} has {int(lengths[i])} "
+                         "real tokens; need 1 <= prompt_len <= tokens")
+    return ids, real, plens

@@ -272,3 +272,8 @@ def test_capture_on_cuda_uses_pinned_buffers_and_matches_plain_forward(make_tiny
     for layer in LAYERS:
         assert torch.equal(_as_torch(got, Site("resid_post", layer)), resid[layer][real].cpu())
         assert torch.equal(_as_torch(got, Site("mlp_act", layer)), acts[layer][real].cpu())
+
+
+def test_one_site_name_as_a_string_is_accepted(make_tiny_model):
+    cap = Capturer(make_tiny_model("llama"), None, [1], "mlp_act", pools="last_prompt")
+    assert cap.sites == (Site("mlp_act", 1),) and cap.pools == ("last_prompt",)

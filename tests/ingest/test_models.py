@@ -84,3 +84,15 @@ def test_dtype_name():
     assert dtype_name(torch.bfloat16) == "bfloat16"
     assert dtype_name("torch.float16") == "float16"
     assert dtype_name(None) == "float32"
+
+
+def test_unreachable_hub_is_detected_and_switches_to_offline(monkeypatch):
+    from ingest import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda: False)
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="hub is offline; pass a local path"):
+        load_model("acme-nonexistent/tiny-model-xyz")
+    assert time.monotonic() - start < 10 and os.environ["HF_HUB_OFFLINE"] == "1"

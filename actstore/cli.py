@@ -34,7 +34,10 @@ class Main(click.Group):
     def get_command(self, ctx: click.Context, name: str):
         cmd = super().get_command(ctx, name)
         if cmd is None and name in _plugins():
-            cmd = _plugins()[name].load()
+            try:
+                cmd = _plugins()[name].load()
+            except ImportError as err:
+                return _unavailable(name, err)
         return cmd
 
     def invoke(self, ctx: click.Context):
@@ -48,6 +51,21 @@ class Main(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _unavailable(name: str, err: ImportError) -> click.Command:
+    """A stand-in for a command whose package cannot be imported here (e.g. no torch)."""
+    missing = getattr(err, "name", None) or str(err)
+
+    @click.command(name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                   help=f"(unavailable here: needs {missing})", add_help_option=False)
+    def stub() -> None:
+        from actstore.errors import UsageError
+
+        raise UsageError(f"'actstore {name}' needs {missing}, which is not installed; "
+                         "install the model stack: pip install torch==2.13.0 'actstore[models]'")
+
+    return stub
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})

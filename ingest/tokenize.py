@@ -134,6 +134,28 @@ def tokenize_record(tokenizer: Any, messages: Sequence[Mapping[str, str]], respo
                            text=prompt + response)
 
 
+def collate(records: Sequence[TokenizedRecord], pad_id: int,
+            side: str = "left") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad records into a batch for ``Capturer.capture``.
+
+    Returns ``input_ids: int64[B, T]``, ``attention_mask: int64[B, T]`` (1 on real tokens) and
+    ``prompt_lens: int64[B]``; ``side`` is where the padding goes ("left" or "right").
+    """
+    if side not in ("left", "right"):
+        raise InputError(f"bad padding side {side!r}; use left or right")
+    if not records:
+        raise InputError("no records to collate")
+    width = max(r.input_ids.shape[0] for r in records)
+    ids = np.full((len(records), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(records), width), dtype=np.int64)
+    for i, r in enumerate(records):  # one slice assignment per record, not per token
+        n = r.input_ids.shape[0]
+        cols = slice(width - n, width) if side == "left" else slice(0, n)
+        ids[i, cols] = r.input_ids
+        mask[i, cols] = 1
+    return ids, mask, np.array([r.prompt_len for r in records], dtype=np.int64)
+
+
 # -- rendering --------------------------------------------------------------------------------
 
 Span = tuple[int, int, int]  # [start, end) in characters, role code

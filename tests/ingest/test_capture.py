@@ -277,3 +277,25 @@ def test_capture_on_cuda_uses_pinned_buffers_and_matches_plain_forward(make_tiny
 def test_one_site_name_as_a_string_is_accepted(make_tiny_model):
     cap = Capturer(make_tiny_model("llama"), None, [1], "mlp_act", pools="last_prompt")
     assert cap.sites == (Site("mlp_act", 1),) and cap.pools == ("last_prompt",)
+
+
+def test_tokenized_records_collated_and_captured_pool_over_response_role(chat_tokenizer, make_tiny_model):
+    from ingest.tokenize import RESPONSE, collate, tokenize_record
+
+    model = make_tiny_model("qwen2")
+    records = [
+        tokenize_record(chat_tokenizer, [{"role": "user", "content": "Hello there!"}], "I am fine, thank you."),
+        tokenize_record(chat_tokenizer, [{"role": "system", "content": "Answer briefly."},
+                                         {"role": "user", "content": "What should I do this weekend?"}],
+                        "Something new."),
+    ]
+    ids, mask, plens = collate(records, chat_tokenizer.pad_token_id, side="left")
+    with Capturer(model, None, [2], ["resid_post"]) as cap:
+        got = cap.capture(ids, mask, plens)
+    site = Site("resid_post", 2)
+    for b, rec in enumerate(records):
+        rows = got.record(site, b)
+        assert got.token_ids[got.offsets[b]:got.offsets[b + 1]].tolist() == rec.input_ids.tolist()
+        np.testing.assert_allclose(got.get(site, "mean_response")[b], rows[rec.roles == RESPONSE].mean(0),
+                                   rtol=1e-5, atol=1e-6)
+        assert np.array_equal(got.get(site, "last_prompt")[b], rows[rec.prompt_len - 1])

@@ -129,3 +129,20 @@ def test_template_that_rejects_system_role_is_input_error(chat_tokenizer):
                          "{{ m['content'] }}{% endfor %}")
     with pytest.raises(InputError, match="System role not supported"):
         tokenize_record(tok, MSGS, ANS)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_collate_pads_one_side_and_keeps_prompt_lens(chat_tokenizer, side):
+    from ingest.tokenize import collate
+
+    recs = [tokenize_record(chat_tokenizer, MSGS, ANS), tokenize_record(chat_tokenizer, MSGS[1:], "Hi")]
+    ids, mask, plens = collate(recs, pad_id=chat_tokenizer.pad_token_id, side=side)
+    assert ids.shape == mask.shape == (2, recs[0].input_ids.shape[0]) and ids.dtype == np.int64
+    assert plens.tolist() == [r.prompt_len for r in recs]
+    width = ids.shape[1]
+    for row, m, rec in zip(ids, mask, recs):
+        n = rec.input_ids.shape[0]
+        ones = np.ones(n, dtype=np.int64)
+        zeros = np.zeros(width - n, dtype=np.int64)
+        assert m.tolist() == (np.concatenate([zeros, ones]) if side == "left" else np.concatenate([ones, zeros])).tolist()
+        assert row[m == 1].tolist() == rec.input_ids.tolist()

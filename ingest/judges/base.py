@@ -6,8 +6,9 @@ lexicon, a local model, an HTTP endpoint or imported human labels stand in for e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from actstore.errors import InputError
 from ingest.values import parse_value

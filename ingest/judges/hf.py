@@ -6,7 +6,8 @@ row's generation starts right after its own prompt. torch and transformers are i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from actstore.errors import InputError, ModelError
 
@@ -33,22 +34,29 @@ class HFChatJudge:
         self.mode, self.batch_size, self.max_new_tokens, self.threshold = mode, batch_size, max_new_tokens, threshold
         name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
         self.judge_id = judge_id or f"hf:{name}:{mode}"
-        tokenizer.padding_side = "left"
+        # Padding side is passed per call (not set on the tokenizer), so a tokenizer shared with
+        # generation code is left as it was. A missing pad token has to be set; any id works, as the
+        # attention mask hides it, and EOS is the usual choice.
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "auto", **kw: Any) -> "HFChatJudge":
+    def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "auto", **kw: Any) -> HFChatJudge:
+        """Load a judge by hub name or local path; ``kw`` as for the constructor."""
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
             raise ModelError("transformers is not installed; pip install 'actstore[models]'") from None
         try:
             tok = AutoTokenizer.from_pretrained(name_or_path)
-            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device).eval()
-        except OSError as e:
-            raise ModelError(f"cannot load judge model {name_or_path!r}: {str(e).splitlines()[0]}; pass a local path") from None
-        return cls(model, tok, judge_id=kw.pop("judge_id", f"hf:{name_or_path}:{kw.get('mode', 'yesno')}"), **kw)
+            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+            model.to(device)  # in place: nn.Module.to returns the same module
+            model.eval()
+        except (OSError, ValueError) as e:  # not found / offline / unknown architecture
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelError(f"cannot load judge model {name_or_path!r}: {first}; pass a local model directory") from None
+        kw.setdefault("judge_id", f"hf:{name_or_path}:{kw.get('mode', 'yesno')}")
+        return cls(model, tok, **kw)
 
     def render(self, item: JudgeItem, value: str) -> str:
         msgs = judge_messages(item.query, item.response, value, self.mode)
@@ -66,7 +74,9 @@ class HFChatJudge:
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
             # Templates already carry special tokens; adding them again would double the BOS.
-            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            enc = self.tokenizer(
+                chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+            ).to(device)
             with torch.no_grad():
                 gen = self.model.generate(
                     **enc,

@@ -7,7 +7,7 @@ proxy for free text. A value is expressed when at least ``min_hits`` of its phra
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from actstore.errors import InputError
 from ingest.values import parse_value
@@ -19,15 +19,18 @@ def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def _spaced(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch == "_")
+
+
 def _pattern(phrase: str) -> re.Pattern[str]:
     # Whitespace-insensitive, and the phrase's final .!? is optional, so that a sentence the model ends
     # differently still counts. Word boundaries only where the phrase starts/ends with an ASCII word
     # character, so "power" does not match "empowerment" while CJK phrases still match inside a run.
     key = _normalize(phrase).rstrip(".!?。！？")
     esc = r"\s+".join(re.escape(w) for w in key.split(" "))
-    spaced = lambda ch: ch.isascii() and (ch.isalnum() or ch == "_")  # noqa: E731
-    left = r"\b" if spaced(key[0]) else ""
-    right = r"\b" if spaced(key[-1]) else ""
+    left = r"\b" if _spaced(key[0]) else ""
+    right = r"\b" if _spaced(key[-1]) else ""
     return re.compile(left + esc + right, re.IGNORECASE)
 
 

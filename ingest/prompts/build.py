@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from actstore.errors import InputError
 from ingest.values import VALUE_SLUGS, parse_value

@@ -14,9 +14,10 @@ Every other column is kept in ``Query.meta``. Rows are read in file order.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from actstore.errors import InputError
 from ingest.values import LANGUAGES
@@ -39,6 +40,12 @@ def parse_column_mapping(pairs: Iterable[str]) -> dict[str, str]:
             raise InputError(f"unknown field {key!r} in column mapping {pair!r}; use one of {', '.join(FIELDS)}")
         out[key] = col
     return out
+
+
+def _mapping(columns: Mapping[str, str] | Sequence[str] | None) -> Mapping[str, str] | None:
+    if columns is None or isinstance(columns, Mapping):
+        return columns
+    return parse_column_mapping(columns)
 
 
 # -- built-in set -----------------------------------------------------------------------------------
@@ -71,7 +78,7 @@ def load_builtin_queries(languages: Sequence[str] | None = None) -> list[Query]:
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
             rows = []
@@ -176,9 +183,8 @@ def load_query_table(
     source: recorded on each query (default: the file's name).
     """
     path = Path(path)
-    mapping = parse_column_mapping(columns) if isinstance(columns, (list, tuple)) else columns
     rows, cols = _read_rows(path)
-    return queries_from_rows(rows, cols, str(path), mapping, language, source or path.name)
+    return queries_from_rows(rows, cols, str(path), _mapping(columns), language, source or path.name)
 
 
 # -- Hugging Face datasets --------------------------------------------------------------------------
@@ -201,13 +207,12 @@ def load_hf_queries(
         ) from None
     try:
         ds = datasets.load_dataset(name, config, split=split)
-    except Exception as e:  # network, auth, missing split: the library raises many types
+    except Exception as e:  # noqa: BLE001 -- network, auth, missing split: the library raises many types
         raise InputError(
             f"cannot load dataset {name!r} (split {split!r}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
             "without network access, download it elsewhere and pass a local JSONL/CSV/Parquet file"
         ) from None
-    mapping = parse_column_mapping(columns) if isinstance(columns, (list, tuple)) else columns
-    return queries_from_rows(list(ds), list(ds.column_names), f"hf:{name}", mapping, language, f"hf:{name}")
+    return queries_from_rows(list(ds), list(ds.column_names), f"hf:{name}", _mapping(columns), language, f"hf:{name}")
 
 
 # -- one entry point for the CLI --------------------------------------------------------------------

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from actstore.errors import InputError
 
@@ -96,13 +97,24 @@ class Prompt:
         query: Query,
         condition: Condition,
         template: Template | None = None,
-    ) -> "Prompt":
+    ) -> Prompt:
         """Build a prompt whose id is a hash of everything that determines the model input."""
         system = template.text if template is not None else None
         value = template.value if template is not None else None
         tid = template.template_id if template is not None else None
         pid = stable_id(query.source, query.query_id, query.language, query.text, condition, value, tid, system)
         return cls(pid, query.query_id, condition, value, query.language, tid, system, query.text, query.source)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """A flat row (e.g. for a catalog table or a JSONL file); :meth:`from_dict` reads it back."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Prompt:
+        try:
+            return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        except KeyError as e:
+            raise InputError(f"prompt row lacks field {e.args[0]!r}; write rows with Prompt.to_dict()") from None
 
     def messages(self) -> list[dict[str, str]]:
         """The chat in Hugging Face's format, ready for ``tokenizer.apply_chat_template``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -71,7 +71,7 @@ def expand(frames: list[str], ideals: list[str], practices: list[str], value: st
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def builtin_templates(value: str, language: str) -> tuple[Template, ...]:
     """The built-in templates for one value (slug) in one language, in a fixed order."""
     raw = _raw()

@@ -23,9 +23,10 @@ The tagged file has no data source per query; the ``portrait_id`` thousands digi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from actstore.errors import InputError
 from ingest.judges.base import Label

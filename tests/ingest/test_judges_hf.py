@@ -37,10 +37,11 @@ def test_labels_in_order_with_raw_output(model: Any, chat_tokenizer: Any) -> Non
 def test_batching_with_left_padding_matches_one_at_a_time(model: Any, chat_tokenizer: Any) -> None:
     batched = HFChatJudge(model, chat_tokenizer, batch_size=4, max_new_tokens=5)
     single = HFChatJudge(model, chat_tokenizer, batch_size=1, max_new_tokens=5)
-    assert chat_tokenizer.padding_side == "left"
+    side = chat_tokenizer.padding_side
     texts = [batched.render(it, v) for it in ITEMS for v in it.values]
     assert len({len(chat_tokenizer(t)["input_ids"]) for t in texts}) > 1  # padding really happens
     assert batched.generate(texts) == single.generate(texts)
+    assert chat_tokenizer.padding_side == side  # the shared tokenizer is left as it was
 
 
 def test_parsing_of_scripted_outputs(model: Any, chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,6 +60,16 @@ def test_tokenizer_without_chat_template_or_pad(model: Any, plain_tokenizer: Any
     assert tok.pad_token == tok.eos_token
     assert judge.render(ITEMS[0], "power").endswith("assistant:")
     assert len(judge.judge(ITEMS[:2])) == 3
+
+
+def test_from_pretrained_local_dir_and_missing(tiny_model_dir: Any, tmp_path: Any) -> None:
+    from actstore.errors import ModelError
+
+    judge = HFChatJudge.from_pretrained(str(tiny_model_dir), dtype="float32", max_new_tokens=2)
+    assert judge.judge_id == f"hf:{tiny_model_dir}:yesno"
+    assert len(judge.judge(ITEMS[:1])) == 2
+    with pytest.raises(ModelError, match="local model directory"):
+        HFChatJudge.from_pretrained(str(tmp_path / "nothing-here"))
 
 
 def test_bad_settings() -> None:

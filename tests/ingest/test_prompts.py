@@ -100,7 +100,7 @@ def test_prompt_ids_do_not_depend_on_the_rest_of_the_set(builtin: list[Query]) -
     en = [q for q in builtin if q.language == "en"]
     small = build_prompts(en[3:4], templates_per_value=2)
     big = build_prompts(en[:8], templates_per_value=2)
-    assert set(p.prompt_id for p in small) <= set(p.prompt_id for p in big)
+    assert {p.prompt_id for p in small} <= {p.prompt_id for p in big}
 
 
 def test_parallel_languages_draw_the_same_templates(builtin: list[Query]) -> None:
@@ -118,6 +118,13 @@ def test_messages_are_hf_chat_format(builtin: list[Query]) -> None:
     assert p_int.messages() == [{"role": "user", "content": builtin[0].text}]
     assert p_pr.messages()[0]["role"] == "system" and p_pr.messages()[1]["role"] == "user"
     assert p_pr.target_value == "power"
+
+
+def test_prompt_row_round_trip(builtin: list[Query]) -> None:
+    for p in build_prompts(builtin[:2], templates_per_value=1):
+        assert Prompt.from_dict(p.to_dict()) == p
+    with pytest.raises(InputError, match="lacks field 'user'"):
+        Prompt.from_dict({k: v for k, v in p.to_dict().items() if k != "user"})
 
 
 def test_values_and_languages_filters(builtin: list[Query]) -> None:

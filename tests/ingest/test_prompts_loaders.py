@@ -133,7 +133,7 @@ def test_hf_loader_maps_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     class FakeDS(list):
-        column_names = ["prompt", "idx"]
+        column_names = ("prompt", "idx")
 
     fake = types.ModuleType("datasets")
     fake.load_dataset = lambda name, config, split: FakeDS([{"prompt": "Hi?", "idx": 4}])  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from actstore.errors import InputError
-from ingest.judges.base import Label
+from ingest.judges.base import JudgeItem, Label
 from ingest.values import VALUE_SLUGS, parse_value
 
 from .model import Query
@@ -137,6 +137,10 @@ class TaggedResponse:
     @property
     def expressed(self) -> tuple[str, ...]:
         return tuple(v for v in VALUE_SLUGS if self.scores.get(v, float("-inf")) >= self.threshold)
+
+    def judge_item(self, values: Sequence[str] = VALUE_SLUGS) -> JudgeItem:
+        """This response as a judge's input, to compare a judge with the human tags."""
+        return JudgeItem(self.response_id, self.query.text, self.response, tuple(values))
 
     def labels(self, judge_id: str = JUDGE_ID) -> list[Label]:
         """One label per value, in circular order, score = rho."""

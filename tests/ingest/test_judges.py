@@ -10,6 +10,7 @@ from ingest.judges import (
     JudgeItem,
     Label,
     LexiconJudge,
+    agreement,
     judge_messages,
     parse_score,
     parse_yes_no,
@@ -116,3 +117,18 @@ def test_label_is_frozen() -> None:
     lab = Label("r", "power", True, 1.0, "j", "Yes")
     with pytest.raises(AttributeError):
         lab.expressed = False  # type: ignore[misc]
+
+
+def test_agreement_counts_and_kappa() -> None:
+    def labs(bits: str, judge: str) -> list[Label]:
+        return [Label(f"r{i}", "power", b == "1", None, judge, "") for i, b in enumerate(bits)]
+
+    gold = labs("11000000", "gold")
+    same = agreement(labs("11000000", "p"), gold)
+    assert (same.n, same.accuracy, same.kappa, same.precision, same.recall) == (8, 1.0, 1.0, 1.0, 1.0)
+    always_no = agreement(labs("00000000", "p"), gold)
+    assert always_no.accuracy == 0.75 and always_no.kappa == 0.0  # high accuracy, no skill
+    partial = agreement(labs("1010000", "p"), gold)  # one fewer: r7 unmatched
+    assert partial.n == 7 and partial.unmatched == 1 and partial.precision == 0.5 and partial.recall == 0.5
+    with pytest.raises(InputError, match="share no"):
+        agreement(labs("1", "p"), [Label("x", "power", True, None, "g", "")])

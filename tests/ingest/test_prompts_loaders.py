@@ -180,6 +180,14 @@ def test_value_portrait_tagged_responses() -> None:
     # The tagged file's queries are the same queries (same ids) as the query files'.
     ids = {q.query_id for q in load_value_portrait_queries(VP)}
     assert ids <= {t.query.query_id for t in tagged}
+    # A judge can be scored against the human tags: the tags agree with themselves.
+    from ingest.judges import LexiconJudge, agreement
+
+    items = [t.judge_item(["power", "benevolence"]) for t in tagged[:50]]
+    assert items[0].query == tagged[0].query.text and items[0].values == ("power", "benevolence")
+    lex = LexiconJudge({"power": ["power", "control"], "benevolence": ["kind", "friend"]}).judge(items)
+    assert agreement(labels, labels).kappa == 1.0
+    assert agreement(lex, labels).n == 100
     stricter = load_value_portrait_tagged(VP / "tagged_responses.json", threshold=0.5)
     assert sum(len(t.expressed) for t in stricter) < 286
 

@@ -1,0 +1,231 @@
+"""``actstore analyze``: the analyses as commands, each a few lines over its ``run(store, spec)``.
+
+The store is opened read-only; a run opens it writable only for the moment it records (see
+:mod:`analyses.recording`); ``--no-record`` skips that. Errors are turned into one line by
+``actstore.cli.Main``, the one place that does it. Nothing here imports torch: the model stack is
+for ``steer``, which lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import click
+
+store_arg = click.argument("store", metavar="STORE")
+no_record = click.option("--no-record", is_flag=True, help="Compute and print only; write nothing to the store.")
+max_rows = click.option("--max-rows", default=60, show_default=True, help="Rows of the table to print.")
+
+
+def _open(path: str):
+    import actstore
+
+    return actstore.open(path, read_only=True)
+
+
+def _layers(text: str | None) -> tuple[int, ...] | None:
+    from actstore.site import parse_layers
+
+    if text is None or text.strip() == "all":
+        return None
+    return tuple(parse_layers(text))  # range is checked against the store by the run
+
+
+def _show(df, rows: int, run_id: int | None = None, plots: tuple = ()) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 70,
+                           "display.float_format", "{:.4g}".format):
+        click.echo(df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)")
+    for p in plots:
+        if p is not None:
+            click.echo(f"plot: {p}")
+    if run_id is not None:
+        click.echo(f"recorded as run {run_id}")
+
+
+@click.group()
+def analyze() -> None:
+    """Analyses over a store: vectors, decomposition, neurons, structure, ... (no model needed)."""
+
+
+@analyze.command()
+@store_arg
+@click.option("--site", default="resid_post", show_default=True, help="resid_post or mlp_act.")
+@click.option("--layers", default="all", show_default=True, help="all, 12, 0,4,8 or 10-16.")
+@click.option("--tokens", default="response_mean", show_default=True,
+              help="response_mean | last_prompt | sql:QUERY (token rows; reads the per-token arrays).")
+@click.option("--contrast", default="exp-unexp", show_default=True,
+              help="exp-unexp | prompted-intrinsic | sql:POS_QUERY;NEG_QUERY (queries return record ids).")
+@click.option("--judge", default=None, help="Use only this judge's labels.")
+@click.option("--language", default=None, help="Use only records in this language.")
+@click.option("--value", "values", multiple=True, help="A value to extract (repeatable); default: all labelled.")
+@click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
+@no_record
+@max_rows
+def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, no_record, max_rows):
+    """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`."""
+    from analyses.run_vectors import VectorsSpec, run
+
+    spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
+                       language=language, values=tuple(values) or None, min_count=min_count,
+                       record=not no_record, plot=plot)
+    with _open(store) as st:
+        res = run(st, spec)
+    _show(res.table(), max_rows, res.run_id, res.plots)
+
+
+@analyze.command()
+@store_arg
+@click.option("--run", "run_id", type=int, default=None, help="The vectors run (default: the latest exp-unexp one).")
+@no_record
+@max_rows
+def decompose(store, run_id, no_record, max_rows):
+    """Shared / unique axes, Gram-Schmidt parts and the mean prompted-minus-intrinsic delta."""
+    from analyses.run_decompose import DecomposeSpec, run
+
+    with _open(store) as st:
+        res = run(st, DecomposeSpec(run_id=run_id, record=not no_record))
+    _show(res.table(), max_rows, res.run_id)
+
+
+@analyze.command()
+@store_arg
+@click.option("--run", "run_id", type=int, default=None, help="The vectors run (default: the latest exp-unexp one).")
+@click.option("--top", default="1%", show_default=True, help="Share of neurons kept per value and layer.")
+@click.option("--max-angle", default=30.0, show_default=True, help="Degrees from a class axis to get its class.")
+@click.option("--layers", default="all", show_default=True)
+@click.option("--relative", is_flag=True, help="Score by cosine to the plane instead of projection norm.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG: class counts per layer.")
+@no_record
+@max_rows
+def neurons(store, run_id, top, max_angle, layers, relative, plot, no_record, max_rows):
+    """Value neurons from the stored down projections: scores, classes, overlap (-> neuron_scores)."""
+    from analyses.run_neurons import NeuronsSpec, run
+
+    spec = NeuronsSpec(run_id=run_id, top=top, max_angle=max_angle, layers=_layers(layers), relative=relative,
+                       record=not no_record, plot=plot)
+    with _open(store) as st:
+        res = run(st, spec)
+    if res.attribution:
+        click.echo("activation-weighted attribution: from the stored mlp_act arrays (neuron_scores.attribution)")
+    _show(res.table(), max_rows, res.run_id, (res.plot,))
+
+
+@analyze.command("top-examples")
+@store_arg
+@click.option("--neuron", default=None, help="LAYER:INDEX of an MLP neuron (per-token mlp_act).")
+@click.option("--vector", "vector_id", type=int, default=None, help="A vector_id from the vectors table.")
+@click.option("--k", default=20, show_default=True)
+@click.option("--where", default=None, help="SQL condition on tokens_info, e.g. \"role = 'response'\".")
+@click.option("--window", default=5, show_default=True, help="Tokens of context each side.")
+@no_record
+@max_rows
+def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows):
+    """Token contexts where a neuron or a vector is highest (streams the per-token arrays)."""
+    from analyses.run_top_examples import TopExamplesSpec, run
+
+    spec = TopExamplesSpec(neuron=neuron, vector_id=vector_id, k=k, where=where, window=window, record=not no_record)
+    with _open(store) as st:
+        res = run(st, spec)
+    click.echo(res.what)
+    cols = ["rank", "score", "context", "condition", "target_value", "language", "role", "record_id", "prompt_id"]
+    _show(res.table()[cols] if res.examples else res.table(), max_rows, res.run_id)
+
+
+@analyze.command()
+@store_arg
+@click.option("--component", default="shared", show_default=True,
+              help="shared, diff_means, intrinsic_unique, prompted_unique, int_only, prompt_only.")
+@click.option("--condition", default=None, help="For diff_means: intrinsic (default) or prompted.")
+@click.option("--layer", type=int, default=None, help="Layer to detail (default: the best-fitting one).")
+@click.option("--run", "run_id", type=int, default=None, help="Run holding the vectors (default: the latest).")
+@click.option("--language", default=None)
+@click.option("--human", type=click.Path(), default=None, help="Value Portrait human_pvq21_scores.json (or its folder).")
+@click.option("--n-perm", default=1000, show_default=True, help="Permutations for the p-value.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG: values on the first two components, circle drawn.")
+@no_record
+def structure(store, component, condition, layer, run_id, language, human, n_perm, plot, no_record):
+    """Cosine matrix, PCA + Procrustes circumplex fit (R^2, p), agreement with theory and humans."""
+    import pandas as pd
+
+    from analyses.run_structure import StructureSpec, run
+
+    spec = StructureSpec(component=component, condition=condition, layer=layer, run_id=run_id, language=language,
+                         human=human, n_perm=n_perm, record=not no_record, plot=plot)
+    with _open(store) as st:
+        res = run(st, spec)
+    _show(res.table(), 200)
+    how = "best-fitting layer; p not corrected for the choice" if res.chosen else "chosen layer"
+    click.echo(f"\nlayer {res.layer} ({how}): R^2 = {res.fit.r2:.3f}, permutation p = {res.fit.p_value:.4f}, "
+               f"PC1+PC2 explain {res.fit.explained.sum():.1%}")
+    click.echo("R^2 by group: " + ", ".join(f"{g} {r:.3f}" for g, r in res.fit.r2_by_group.items()))
+    click.echo(f"vs theoretical circumplex: Pearson {res.vs_theory.pearson:.3f}, Spearman {res.vs_theory.spearman:.3f}")
+    if res.vs_human is not None:
+        click.echo(f"vs human correlations ({res.n_participants} participants): Pearson {res.vs_human.pearson:.3f} "
+                   f"(p {res.vs_human.pearson_p:.2g}), Spearman {res.vs_human.spearman:.3f}")
+    click.echo("cosine matrix:")
+    _show(pd.DataFrame(res.cosine, columns=[v[:6] for v in res.values]).assign(value=list(res.values)), 20,
+          res.run_id, (res.plot,))
+
+
+@analyze.command()
+@store_arg
+@click.option("--site", default="resid_post", show_default=True)
+@click.option("--layers", default="all", show_default=True)
+@click.option("--tokens", default="response_mean", show_default=True, help="response_mean | last_prompt.")
+@click.option("--judge", default=None)
+@click.option("--language", "languages", multiple=True, help="A language to compare (repeatable); default: all.")
+@click.option("--min-count", default=5, show_default=True)
+@no_record
+@max_rows
+def crosslingual(store, site, layers, tokens, judge, languages, min_count, no_record, max_rows):
+    """Vectors per language; cosine of the same value across languages; span share."""
+    from analyses.run_crosslingual import CrosslingualSpec, run
+
+    spec = CrosslingualSpec(site=site, layers=_layers(layers), tokens=tokens, judge=judge,
+                            languages=tuple(languages) or None, min_count=min_count, record=not no_record)
+    with _open(store) as st:
+        res = run(st, spec)
+    _show(res.table(), max_rows, res.run_id)
+
+
+@analyze.command("logit-lens")
+@store_arg
+@click.option("--vector", "vector_id", type=int, required=True, help="A vector_id from the vectors table.")
+@click.option("--k", default=15, show_default=True)
+@click.option("--no-norm", is_flag=True, help="Do not apply the stored final norm.")
+@no_record
+def logit_lens(store, vector_id, k, no_norm, no_record):
+    """Tokens a vector promotes and suppresses through the stored unembedding, and the entropy."""
+    from analyses.run_logit_lens import LogitLensSpec, run
+
+    with _open(store) as st:
+        res = run(st, LogitLensSpec(vector_id=vector_id, k=k, use_norm=not no_norm, record=not no_record))
+    click.echo(f"vector {res.vector_id} ({res.name}); final norm {'applied' if res.normed else 'not applied'}; "
+               f"entropy {res.entropy:.3f} nats")
+    _show(res.table(), k, res.run_id)
+
+
+@analyze.command()
+@store_arg
+@click.option("--where", default=None, help="SQL condition on responses + prompts columns.")
+@click.option("--by", default="condition", show_default=True, help="Column or SQL expression to group by; 'all' for one group.")
+@click.option("--vocab-size", default=50_000, show_default=True, help="V of EAD.")
+@no_record
+@max_rows
+def diversity(store, where, by, vocab_size, no_record, max_rows):
+    """Distinct-1/2, EAD-1/2 and type-token ratio of responses chosen by SQL."""
+    from analyses.run_diversity import DiversitySpec, run
+
+    with _open(store) as st:
+        res = run(st, DiversitySpec(where=where, by=by, vocab_size=vocab_size, record=not no_record))
+    _show(res.table(), max_rows, res.run_id)
+
+
+def __getattr__(name: str):
+    # The `steer` entry point names analyses.cli:steer, written by a colleague. Until it exists,
+    # an ImportError (not AttributeError) lets `actstore --help` list it as unavailable instead of
+    # crashing; once `steer` is defined here, this hook is never reached for it.
+    if name == "steer":
+        raise ImportError("analyses.cli.steer is not written yet", name="analyses.cli.steer")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,62 @@
+"""``actstore analyze diversity``: lexical diversity of responses chosen with SQL.
+
+Responses are read from ``responses`` joined to their ``prompts`` (columns of both, with
+``response_source`` for the response's own ``source``), filtered by ``where`` and grouped by the
+SQL expression ``by`` (default ``condition``; ``'all'`` for one group). Semantic diversity needs an
+embedding model and is left to the library call :func:`analyses.evals.diversity.diversity_report`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from actstore.errors import InputError
+from actstore.store import Store
+from analyses.evals.diversity import DEFAULT_VOCAB_SIZE, DiversityReport, diversity_report
+from analyses.recording import Recorder, record
+
+BASE = ("SELECT r.response_id, r.text, r.sample_idx, r.seed, r.source AS response_source, r.run_id AS response_run, "
+        "p.* FROM responses r LEFT JOIN prompts p ON p.prompt_id = r.prompt_id")
+
+
+@dataclass(frozen=True)
+class DiversitySpec:
+    where: str | None = None
+    by: str = "condition"
+    vocab_size: int = DEFAULT_VOCAB_SIZE
+    record: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.vocab_size) < 2:
+            raise InputError(f"--vocab-size must be at least 2, got {self.vocab_size}")
+        if not self.by.strip():
+            raise InputError("--by needs a column or SQL expression, e.g. condition, or 'all'")
+
+
+@dataclass(frozen=True)
+class DiversityResult:
+    groups: dict[str, DiversityReport]
+    run_id: int | None = None
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame([{"group": g, **r.as_dict()} for g, r in self.groups.items()])
+
+
+def run(store: Store, spec: DiversitySpec) -> DiversityResult:
+    by = "'all'" if spec.by.strip() == "all" else spec.by
+    where = f" WHERE {spec.where}" if spec.where else ""
+    rows = store.sql(f"SELECT CAST(({by}) AS VARCHAR) AS grp, text FROM ({BASE}){where} ORDER BY grp, response_id").fetchall()
+    if not rows:
+        raise InputError("no responses match" + (f" --where {spec.where!r}" if spec.where else "; the store has no responses"))
+    texts: dict[str, list[str]] = {}
+    for grp, text in rows:
+        texts.setdefault(str(grp), []).append(text)
+    res = DiversityResult({g: diversity_report(t, vocab_size=spec.vocab_size) for g, t in texts.items()})
+    if not spec.record:
+        return res
+    summary = {g: r.as_dict() for g, r in res.groups.items()}
+    run_id, _ = record(store, "diversity", {"where": spec.where, "by": spec.by, "vocab_size": spec.vocab_size},
+                       Recorder(), summary)
+    return replace(res, run_id=run_id)

@@ -226,3 +226,44 @@ def build(path: Path, *, n_queries: int = 32, int_samples: int = 4, d: int = 64,
     truth.hot_rows = np.array(hot_rows, dtype=np.int64)
     truth.vector_rows = np.array(vec_rows, dtype=np.int64)
     return truth
+
+
+# --- cached copies for tests: build once per process, hand each test its own copy ---------------
+
+_CACHE: dict[tuple, tuple[Path, Truth]] = {}
+
+
+def cached(analysed: bool = False, **kw) -> tuple[Path, Truth]:
+    """A planted store built once per test process (``analysed``: with a vectors run (1) and a
+    decompose run (2) recorded). Treat it as read-only; use :func:`copy_of` to write."""
+    import atexit
+    import shutil
+    import tempfile
+
+    key = (analysed, tuple(sorted(kw.items())))
+    if key not in _CACHE:
+        root = Path(tempfile.mkdtemp(prefix="actstore-planted-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        truth = build(root / "store", **kw)
+        if analysed:
+            from analyses import run_decompose, run_vectors
+
+            with actstore.open(root / "store") as st:
+                run_vectors.run(st, run_vectors.VectorsSpec())
+                run_decompose.run(st, run_decompose.DecomposeSpec())
+        _CACHE[key] = (root / "store", truth)
+    return _CACHE[key]
+
+
+def copy_of(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def snapshot(path: Path) -> dict[str, int]:
+    """Row counts of the tables an analysis may write: equal before and after = store unchanged."""
+    with actstore.open(path) as st:
+        return {t: st.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                for t in ("runs", "vectors", "neuron_scores", "labels", "records")}

@@ -1,0 +1,134 @@
+"""Value vectors from a planted store: recovery, token routes, contrasts, recording, bad input, memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import storebuild
+
+import actstore
+from actstore.errors import InputError, QueryError
+from analyses.run_vectors import VectorsSpec, run
+from analyses.vectors import cosine
+from ingest.values import VALUE_SLUGS
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return storebuild.cached()
+
+
+@pytest.fixture
+def fresh(planted, tmp_path):
+    return storebuild.copy_of(planted[0], tmp_path / "store"), planted[1]
+
+
+def test_vectors_recover_planted_and_are_recorded(fresh) -> None:
+    path, truth = fresh
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec())
+        assert res.values == VALUE_SLUGS and res.layers == (0, 1, 2)
+        assert cosine(res.vectors[:, 0], truth.v_int).min() >= 0.99
+        assert cosine(res.vectors[:, 1], truth.v_prompt).min() >= 0.99
+        # Two languages x 4 samples x 32 queries intrinsic, half expressed; 2 x 32 prompted per value.
+        assert (res.n_pos[:, 0] == 128).all() and (res.n_neg[:, 1] == 32).all()
+        got = st.sql("SELECT count(*), min(n_pos), max(norm) FROM vectors WHERE run_id = ? AND component = 'diff_means'",
+                     [res.run_id]).fetchall()[0]
+        assert got[0] == 10 * 2 * 3 and got[1] == 32
+        # The README's query: cosine(intrinsic, prompted) per layer, in SQL, equals the result's.
+        rows = st.sql("""SELECT i.value, i.layer, array_cosine_similarity(i.vec, p.vec) AS cos
+            FROM vectors i JOIN vectors p USING (run_id, value, layer, component)
+            WHERE run_id = ? AND component = 'diff_means' AND i.condition = 'intrinsic' AND p.condition = 'prompted'
+            ORDER BY i.value, i.layer""", [res.run_id]).fetchall()
+        for value, layer, cos in rows:
+            assert cos == pytest.approx(res.cos_int_prompt[VALUE_SLUGS.index(value), layer], abs=1e-5)
+        kind, status = st.sql("SELECT kind, status FROM runs WHERE run_id = ?", [res.run_id]).fetchall()[0]
+        assert (kind, status) == ("vectors", "done")
+
+
+def test_token_rows_from_sql_give_the_pooled_vectors(planted) -> None:
+    with actstore.open(planted[0]) as st:
+        pooled = run(st, VectorsSpec(record=False, layers=(1,)))
+        tok = run(st, VectorsSpec(record=False, layers=(1,), tokens="sql:SELECT row FROM tokens WHERE role = 'response'"))
+    np.testing.assert_allclose(tok.vectors, pooled.vectors, atol=1e-4)
+    assert (tok.n_pos == 4 * pooled.n_pos).all()  # four response tokens per record
+
+
+def test_last_prompt_pool_and_language_filter(planted) -> None:
+    path, truth = planted
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec(record=False, tokens="last_prompt", language="en", values=("Benevolence",)))
+    s = VALUE_SLUGS.index("benevolence")
+    assert res.values == ("benevolence",)
+    assert cosine(res.vectors[0, 0], truth.v_int[s]).min() >= 0.98
+    np.testing.assert_allclose(res.norms[0, 0], 0.5 * np.linalg.norm(truth.v_int[s], axis=-1), rtol=0.1)
+    assert (res.n_pos[0, 0] == 64)
+
+
+def test_other_contrasts(planted) -> None:
+    path, truth = planted
+    with actstore.open(path) as st:
+        base = run(st, VectorsSpec(record=False, values=("benevolence",)))
+        pmi = run(st, VectorsSpec(record=False, values=("benevolence",), contrast="prompted-intrinsic"))
+        q = ("SELECT record_id FROM record_labels WHERE value = 'benevolence' AND condition = 'intrinsic' "
+             "AND expressed = {}")
+        sql = run(st, VectorsSpec(record=False, contrast=f"sql:{q.format('true')};{q.format('false')}"))
+    assert pmi.conditions == ("prompted_minus_intrinsic",) and pmi.vectors.shape == base.vectors[:, :1].shape
+    np.testing.assert_allclose(sql.vectors[0, 0], base.vectors[0, 0], atol=1e-9)
+
+
+def test_no_record_leaves_the_store_as_it_was(fresh) -> None:
+    path, _ = fresh
+    before = storebuild.snapshot(path)
+    with actstore.open(path) as st:
+        run(st, VectorsSpec(record=False))
+    assert storebuild.snapshot(path) == before
+
+
+@pytest.mark.parametrize("spec, error, match", [
+    (dict(values=("kindness",)), InputError, "unknown value"),
+    (dict(layers=(7,)), InputError, "layer 7 out of range"),
+    (dict(tokens="sql:SELECT nope FROM tokens"), QueryError, "SQL error"),
+    (dict(contrast="sql:SELECT 1"), InputError, "two queries"),
+    (dict(min_count=100), InputError, "fewer than 100"),
+    (dict(judge="gpt"), InputError, "no labels by judge"),
+])
+def test_bad_input_is_one_clear_error_and_changes_nothing(fresh, spec, error, match) -> None:
+    path, _ = fresh
+    before = storebuild.snapshot(path)
+    with pytest.raises(error, match=match):
+        with actstore.open(path) as st:
+            run(st, VectorsSpec(**spec))
+    assert storebuild.snapshot(path) == before
+
+
+def test_store_without_labels(tmp_path) -> None:
+    storebuild.build(tmp_path / "s", n_queries=16, int_samples=1, tokens=False, mlp=False, labels=False)
+    with actstore.open(tmp_path / "s") as st, pytest.raises(InputError, match="no labels"):
+        run(st, VectorsSpec())
+
+
+def _peak(path) -> int:
+    with actstore.open(path) as st:
+        tracemalloc.start()
+        run(st, VectorsSpec(record=False))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_memory_stays_flat_as_the_store_grows(tmp_path) -> None:
+    """4x the records: the arrays grow 4x, the peak of a vectors run must not (one chunk at a time)."""
+    kw = dict(d=256, n_layers=4, int_samples=1, tokens=False, mlp=False, chunk_rows=64)
+    small = tmp_path / "small"
+    large = tmp_path / "large"
+    storebuild.build(small, n_queries=16, **kw)
+    storebuild.build(large, n_queries=64, **kw)
+    _peak(small)  # warm imports and caches
+    p1, p4 = _peak(small), _peak(large)
+    with actstore.open(large) as st:
+        array_bytes = sum(m.n_rows * m.width * 4 for m in st.arrays() if m.pool == "mean_response")
+    assert p4 < 1.5 * p1, (p1, p4)  # measured: 1.35 MB vs 1.36 MB
+    assert p4 < array_bytes / 2, (p4, array_bytes)

@@ -58,7 +58,7 @@ def _unavailable(name: str, err: ImportError) -> click.Command:
     missing = getattr(err, "name", None) or str(err)
 
     @click.command(name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-                   help=f"(unavailable here: needs {missing})", add_help_option=False)
+                   help=f"(unavailable here: needs {missing})")
     def stub() -> None:
         from actstore.errors import UsageError
 

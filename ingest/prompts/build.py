@@ -60,6 +60,11 @@ def build_prompts(
     templates: your own system prompts; default the built-in ones.
     Raises :class:`InputError` on an empty set, an unknown value or language, or too few templates.
     """
+    # A bare string would be iterated letter by letter; treat it as a one-item list.
+    if isinstance(values, str):
+        values = [values]
+    if isinstance(languages, str):
+        languages = [languages]
     if not queries:
         raise InputError("no queries to build prompts from; load a query set first (e.g. load_builtin_queries())")
     slugs = list(VALUE_SLUGS) if values is None else [parse_value(v) for v in values]

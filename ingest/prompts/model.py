@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from actstore.errors import InputError
@@ -115,6 +117,32 @@ class Prompt:
             return cls(**{name: row[name] for name in cls.__dataclass_fields__})
         except KeyError as e:
             raise InputError(f"prompt row lacks field {e.args[0]!r}; write rows with Prompt.to_dict()") from None
+
+    @staticmethod
+    def write_jsonl(prompts: Iterable[Prompt], path: str | Path) -> None:
+        """One JSON object per line; written to a temporary file and renamed, so a crash leaves
+        either the old file or the new one, never half of one."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for p in prompts:
+                f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def read_jsonl(cls, path: str | Path) -> list[Prompt]:
+        out = []
+        try:
+            with Path(path).open(encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            out.append(cls.from_dict(json.loads(line)))
+                        except (json.JSONDecodeError, TypeError, AttributeError):
+                            raise InputError(f"{path}: line {n} is not a prompt row; write it with Prompt.write_jsonl") from None
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file; check the path") from None
+        return out
 
     def messages(self) -> list[dict[str, str]]:
         """The chat in Hugging Face's format, ready for ``tokenizer.apply_chat_template``."""

@@ -120,14 +120,21 @@ def test_messages_are_hf_chat_format(builtin: list[Query]) -> None:
     assert p_pr.target_value == "power"
 
 
-def test_prompt_row_round_trip(builtin: list[Query]) -> None:
-    for p in build_prompts(builtin[:2], templates_per_value=1):
+def test_prompt_row_round_trip(builtin: list[Query], tmp_path) -> None:
+    prompts = build_prompts(builtin[:2] + builtin[-2:], templates_per_value=1)
+    for p in prompts:
         assert Prompt.from_dict(p.to_dict()) == p
+    Prompt.write_jsonl(prompts, tmp_path / "p.jsonl")
+    assert Prompt.read_jsonl(tmp_path / "p.jsonl") == prompts
+    (tmp_path / "bad.jsonl").write_text('{"prompt_id": 1}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="lacks field"):
+        Prompt.read_jsonl(tmp_path / "bad.jsonl")
     with pytest.raises(InputError, match="lacks field 'user'"):
         Prompt.from_dict({k: v for k, v in p.to_dict().items() if k != "user"})
 
 
 def test_values_and_languages_filters(builtin: list[Query]) -> None:
+    assert {p.target_value for p in build_prompts(builtin[:1], values="Power")} == {None, "power"}
     prompts = build_prompts(builtin, values=["self-direction", "Tradition"], languages=["zh"], templates_per_value=1)
     assert {p.language for p in prompts} == {"zh"}
     assert {p.target_value for p in prompts} - {None} == {"self_direction", "tradition"}

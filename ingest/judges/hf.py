@@ -50,7 +50,7 @@ class HFChatJudge:
         try:
             tok = AutoTokenizer.from_pretrained(name_or_path)
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
-            model.to(device)  # in place: nn.Module.to returns the same module  # type: ignore[arg-type]  # transformers types .to oddly
+            model.to(device)  # type: ignore[arg-type]  # in place; transformers annotates .to oddly
             model.eval()
         except (OSError, ValueError) as e:  # not found / offline / unknown architecture
             first = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -118,7 +118,8 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except InputError:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as e:  # pandas/pyarrow parse errors derive from these
-        raise InputError(f"{path}: cannot read it as {suffix} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        first = (str(e).splitlines() or [""])[0]
+        raise InputError(f"{path}: cannot read it as {suffix} ({type(e).__name__}: {first}); check the file") from None
     columns: list[str] = []
     for r in rows:
         columns.extend(k for k in r if k not in columns)
@@ -209,7 +210,7 @@ def load_hf_queries(
         ds = datasets.load_dataset(name, config, split=split)
     except Exception as e:  # noqa: BLE001 -- network, auth, missing split: the library raises many types
         raise InputError(
-            f"cannot load dataset {name!r} (split {split!r}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
+            f"cannot load dataset {name!r} (split {split!r}): {type(e).__name__}: {(str(e).splitlines() or [''])[0]}; "
             "without network access, download it elsewhere and pass a local JSONL/CSV/Parquet file"
         ) from None
     return queries_from_rows(list(ds), list(ds.column_names), f"hf:{name}", _mapping(columns), language, f"hf:{name}")

@@ -25,8 +25,9 @@ and attention kernels pick different blockings and reduction orders for differen
 Pools per record:
 
 * ``mean_response``: mean over the record's response tokens (positions ``>= prompt_len``), summed
-  in float32 and divided in float32, then cast to the model's dtype, so bf16 means are not summed in
-  bf16. A record with no response tokens gets NaN.
+  in float32 and divided in float32, and kept in **float32** whatever the model's dtype: a
+  difference in means subtracts two close means, and rounding each to bf16 (8 bits of mantissa)
+  would lose most of the difference. A record with no response tokens gets NaN.
 * ``last_prompt``: the token at position ``prompt_len - 1`` (the last token before the response; the
   generation prompt's last token), bit-exact.
 """
@@ -73,6 +74,10 @@ def decode(a: np.ndarray, dtype: str) -> np.ndarray:
     return a.astype(np.float32)
 
 
+#: Logical dtype of every ``mean_response`` array, whatever the model's dtype.
+MEAN_DTYPE = "float32"
+
+
 class _StopForward(Exception):
     """Raised by the hook of the deepest needed block to skip the rest of the model."""
 
@@ -81,8 +86,9 @@ class _StopForward(Exception):
 class CapturedBatch:
     """The activations of one batch, on the host.
 
-    dtype: logical dtype of every activation array ("float32", "float16", "bfloat16"); bfloat16
-        arrays hold the raw bits as uint16 (see :func:`decode`).
+    dtype: logical dtype of the per-token and ``last_prompt`` arrays ("float32", "float16",
+        "bfloat16"); bfloat16 arrays hold the raw bits as uint16 (see :func:`decode`).
+        ``mean_response`` arrays are always float32 (:data:`MEAN_DTYPE`).
     token_ids: ``int32[n_tokens]`` the packed real tokens.
     lengths: ``int64[B]`` real tokens per record.
     offsets: ``int64[B + 1]`` record b's rows are ``offsets[b]:offsets[b + 1]``.
@@ -277,7 +283,7 @@ class Capturer:
             # where (not multiply): padding positions may hold NaN (fully masked attention rows).
             picked = torch.where(b.response.to(dev)[:, :, None], x, x.new_zeros(()))
             mean = picked.sum(dim=1, dtype=torch.float32).div_(b.n_response.to(dev)[:, None])
-            self._to_host(site, "mean_response", mean.to(x.dtype), b)
+            self._to_host(site, "mean_response", mean, b)  # float32: see the module docstring
 
     def _to_host(self, site: Site, pool: str, src: torch.Tensor, b: _Batch) -> None:
         rows, width = src.shape

@@ -116,7 +116,20 @@ def tokenize_record(tokenizer: Any, messages: Sequence[Mapping[str, str]], respo
     prompt_ids = np.asarray(enc["input_ids"], dtype=np.int64)
     prompt_roles = _roles_from_spans(np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
                                      spans, len(prompt))
+    if prompt_ids.size and (prompt_ids.min() < 0 or prompt_ids.max() > np.iinfo(np.int32).max):
+        raise InputError("token ids out of the int32 range")
 
+    return with_response(tokenizer, TokenizedRecord(prompt_ids.astype(np.int32), prompt_roles,
+                                                    int(prompt_ids.shape[0]), prompt),
+                         response, response_ids=response_ids)
+
+
+def with_response(tokenizer: Any, prompt: TokenizedRecord, response: str | None,
+                  *, response_ids: Sequence[int] | np.ndarray | None = None) -> TokenizedRecord:
+    """``prompt`` (from :func:`tokenize_prompt`) followed by the response, as :func:`tokenize_record`
+    would build it. Lets an ingest tokenize each prompt once for its many samples."""
+    if prompt.response_len:
+        raise InputError("with_response needs a prompt-only record (from tokenize_prompt)")
     if response_ids is not None:
         resp = _strip_trailing_specials(tokenizer, np.asarray(response_ids, dtype=np.int64).reshape(-1))
         if response is None:
@@ -126,12 +139,11 @@ def tokenize_record(tokenizer: Any, messages: Sequence[Mapping[str, str]], respo
     else:
         resp = np.asarray(tokenizer(response, add_special_tokens=False)["input_ids"], dtype=np.int64)
 
-    ids = np.concatenate([prompt_ids, resp])
-    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
+    if resp.size and (resp.min() < 0 or resp.max() > np.iinfo(np.int32).max):
         raise InputError("token ids out of the int32 range")
-    roles = np.concatenate([prompt_roles, np.full(resp.shape[0], RESPONSE, dtype=np.int8)])
-    return TokenizedRecord(input_ids=ids.astype(np.int32), roles=roles, prompt_len=int(prompt_ids.shape[0]),
-                           text=prompt + response)
+    ids = np.concatenate([prompt.input_ids.astype(np.int32), resp.astype(np.int32)])
+    roles = np.concatenate([prompt.roles, np.full(resp.shape[0], RESPONSE, dtype=np.int8)])
+    return TokenizedRecord(input_ids=ids, roles=roles, prompt_len=prompt.prompt_len, text=prompt.text + response)
 
 
 def collate(records: Sequence[TokenizedRecord], pad_id: int,

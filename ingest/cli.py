@@ -1,0 +1,168 @@
+"""``actstore ingest ...``: thin commands over ``ingest.pipeline``.
+
+Each command: parse -> :class:`IngestConfig` (a ``--config`` TOML file, flags override it) -> one
+library call -> print what was written. Errors are ``actstore.errors`` types, which the root
+``actstore`` command prints as one ``error: ...`` line. torch loads only inside the library call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ingest.config import IngestConfig, from_mapping, read_toml
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _stack(*decorators: Decorator) -> Decorator:
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return apply
+
+
+_common = _stack(
+    click.argument("store", metavar="STORE"),
+    click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                 help="TOML file with any of the options below; flags override it."),
+    click.option("--quiet", is_flag=True, default=None, help="No progress lines."),
+)
+_model = _stack(
+    click.option("--model", help="Hub name or local directory of a causal LM (default: the store's model)."),
+    click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+                 help="Model dtype; activations are stored in it, bit for bit.  [default: auto]"),
+    click.option("--device", default=None, help="cpu, cuda, cuda:N, mps.  [default: cpu]"),
+    click.option("--trust-remote-code", is_flag=True, default=None),
+)
+_prompts = _stack(
+    click.option("--prompts", default=None,
+                 help="builtin | Value Portrait dir | JSONL/CSV/Parquet file | hf:NAME[:SPLIT].  [default: builtin]"),
+    click.option("--column", "columns", multiple=True, metavar="FIELD=COLUMN",
+                 help="Column mapping for tables: text=..., id=..., language=..., topic=..."),
+    click.option("--language", "languages", multiple=True, help="Keep these languages (repeat or comma-list)."),
+    click.option("--value", "values", multiple=True, help="Target values (repeat or comma-list; default all ten)."),
+    click.option("--templates-per-value", type=int, default=None, help="Prompted variants per query and value."),
+    click.option("--intrinsic/--no-intrinsic", "include_intrinsic", default=None,
+                 help="Also ask each query with no system prompt.  [default: on]"),
+    click.option("--max-queries", type=int, default=None, help="Use the first N queries."),
+    click.option("--prompt-seed", type=int, default=None, help="Seed of the template draw."),
+)
+_gen = _stack(
+    click.option("--samples", type=int, default=None, help="Responses per prompt.  [default: 1]"),
+    click.option("--max-new-tokens", type=int, default=None, help="[default: 128]"),
+    click.option("--temperature", type=float, default=None, help="0 = greedy.  [default: 0.7]"),
+    click.option("--top-p", type=float, default=None, help="[default: 0.95]"),
+    click.option("--seed", type=int, default=None, help="Run seed; each response's seed derives from it."),
+    click.option("--batch-size", type=int, default=None, help="Generation batch size.  [default: 16]"),
+)
+_judge = _stack(
+    click.option("--judge", default=None,
+                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon]"),
+)
+_capture = _stack(
+    click.option("--layers", default=None, help="all, 3, 0,4,8 or 10-16.  [default: all]"),
+    click.option("--site", "sites", multiple=True, help="resid_post and/or mlp_act.  [default: both]"),
+    click.option("--per-token/--no-per-token", default=None, help="Store per-token arrays.  [default: on]"),
+    click.option("--pool", "pools", multiple=True,
+                 help="mean_response (float32) and/or last_prompt.  [default: both]"),
+    click.option("--weight", "weights", multiple=True, help="mlp_down, unembed, final_norm.  [default: all]"),
+    click.option("--token-budget", type=int, default=None, help="Padded tokens per forward batch.  [default: 8192]"),
+    click.option("--buffer-mb", type=int, default=None, help="Host memory for batches in flight.  [default: 1024]"),
+    click.option("--codec", default=None, help="none, blosc-lz4, blosc-zstd, zstd.  [default: none]"),
+)
+
+
+def _flatten(values: tuple[str, ...]) -> list[str] | None:
+    out = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    return out or None
+
+
+def _config(store: str, config_file: str | None, **flags: Any) -> IngestConfig:
+    for k in ("languages", "values", "sites", "pools", "weights", "columns"):
+        if k in flags:
+            flags[k] = _flatten(flags[k]) if k != "columns" else (list(flags[k]) or None)
+    base = read_toml(config_file) if config_file else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+    return from_mapping({**base, **given, "store": store})
+
+
+def _print(what: str, rep: Any) -> None:
+    parts = ", ".join(f"{v} {k}" for k, v in rep.counts.items())
+    click.echo(f"{what}: wrote {parts or 'nothing new'} to {rep.store}")
+
+
+@click.group()
+def ingest() -> None:
+    """Models -> store: prompts, generation, judging, activation capture.
+
+    \b
+    Example:
+      actstore ingest run runs/demo --model ./my-model --language en --max-queries 20 --layers all
+    """
+
+
+@ingest.command()
+@_common
+@_model
+@_prompts
+@_gen
+@_judge
+@_capture
+def run(store: str, config_file: str | None, **flags: Any) -> None:
+    """The whole pipeline into STORE: prompts, responses, labels, activations."""
+    from ingest import pipeline
+
+    _print("ingest run", pipeline.run(_config(store, config_file, **flags)))
+
+
+@ingest.command()
+@_common
+@_model
+@_prompts
+@_gen
+def generate(store: str, config_file: str | None, **flags: Any) -> None:
+    """Build the prompt set and generate responses (no labels, no activations)."""
+    from ingest import pipeline
+
+    _print("ingest generate", pipeline.generate(_config(store, config_file, **flags)))
+
+
+@ingest.command()
+@_common
+@_judge
+@click.option("--value", "values", multiple=True, help="Values to judge (default all ten).")
+def label(store: str, config_file: str | None, **flags: Any) -> None:
+    """Judge the responses in STORE that lack this judge's labels."""
+    from ingest import pipeline
+
+    _print("ingest label", pipeline.label(_config(store, config_file, **flags)))
+
+
+@ingest.command()
+@_common
+@_model
+@_capture
+def capture(store: str, config_file: str | None, **flags: Any) -> None:
+    """Capture activations of every response in STORE that has none yet (resumable)."""
+    from ingest import pipeline
+
+    _print("ingest capture", pipeline.capture(_config(store, config_file, **flags)))
+
+
+@ingest.command(name="import")
+@_common
+@click.argument("path", required=False)
+@click.option("--threshold", "import_threshold", type=float, default=None,
+              help="rho at or above which a value is expressed.  [default: 0.3]")
+@click.option("--max-queries", type=int, default=None, help="Import the first N queries only.")
+@_model
+@_capture
+def import_cmd(store: str, config_file: str | None, path: str | None, **flags: Any) -> None:
+    """Import Value Portrait's tagged responses from PATH (no generation), then capture them."""
+    from ingest import pipeline
+
+    _print("ingest import", pipeline.import_(_config(store, config_file, import_path=path, **flags)))

@@ -1,0 +1,289 @@
+"""What an ingest does, as one frozen value: :class:`IngestConfig`.
+
+Built from keyword arguments, from a TOML file (:meth:`IngestConfig.from_toml`) or both (CLI flags
+override the file). Validation happens in ``__post_init__`` and needs no I/O, no model and no store;
+what needs the model's sizes (layer ranges) is checked by :meth:`IngestConfig.check_shapes` against
+``ingest.models.model_shapes`` before any weight loads. Every problem is one line, raised as an
+``actstore.errors`` type, so the CLI prints ``error: ...`` and nothing has been written.
+
+TOML layout: keys are the field names below, at the top level or inside any of the tables
+``[model]``, ``[prompts]``, ``[generate]``, ``[judge]``, ``[capture]``, ``[import]`` (tables only group;
+a key means the same wherever it sits)::
+
+    store = "runs/qwen-values"
+    [model]
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    dtype = "bfloat16"
+    [prompts]
+    languages = ["en", "ko"]
+    values = ["power", "benevolence"]
+    [capture]
+    layers = "10-20"
+    sites = ["resid_post"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import InputError, UsageError
+from actstore.site import POOLS, SITE_KINDS, parse_layers
+from ingest.values import LANGUAGES, parse_value
+
+#: Weights an ingest can store: ``mlp_down`` [d_model, d_mlp] per stored layer, ``unembed``
+#: [vocab, d_model], ``final_norm`` [1, d_model] (the norm's scale as the model holds it).
+WEIGHTS: tuple[str, ...] = ("mlp_down", "unembed", "final_norm")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+CODECS: tuple[str, ...] = ("none", "blosc-lz4", "blosc-zstd", "zstd")
+_SECTIONS = ("model", "prompts", "generate", "judge", "capture", "import")
+_ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
+_LANG_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]+)?$")
+
+
+def _tuple(x: Any) -> tuple | None:
+    if x is None:
+        return None
+    if isinstance(x, str):  # "en,ko" from a flag, or one name
+        return tuple(p.strip() for p in x.split(",") if p.strip())
+    return tuple(x)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything one ingest run needs.
+
+    store: the store directory (created if absent).
+    model: hub name or local directory; dtype: auto | float32 | bfloat16 | float16; device: torch device.
+    prompts: ``builtin`` | a Value Portrait directory/JSON | a JSONL/JSON/CSV/TSV/Parquet table |
+        ``hf:NAME[:SPLIT]``; ``columns``: ``FIELD=COLUMN`` pairs for tables (see ingest.prompts.loaders).
+    languages / values: filters (None = all present / all ten); templates_per_value: prompted
+        variants per (query, value); include_intrinsic; max_queries: keep the first N query ids.
+    samples: responses per prompt; max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
+        generation.
+    judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
+        ``hf:PATH`` | ``openai:URL#MODEL``.
+    layers: ``all`` or e.g. ``"0,4,8"``, ``"10-16"``; sites: resid_post, mlp_act; per_token: store
+        per-token arrays; pools: mean_response (float32), last_prompt (model dtype).
+    weights: subset of :data:`WEIGHTS`; token_budget: padded tokens per forward batch;
+        buffer_mb: host memory for captured batches in flight (bounds ingest memory); codec.
+    import_path: Value Portrait directory or ``tagged_responses.json`` for ``ingest import``;
+        import_threshold: rho at or above which a value counts as expressed.
+    """
+
+    store: str
+    model: str | None = None
+    dtype: str = "auto"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    # prompts
+    prompts: str = "builtin"
+    columns: tuple[str, ...] = ()
+    languages: tuple[str, ...] | None = None
+    values: tuple[str, ...] | None = None
+    templates_per_value: int = 1
+    include_intrinsic: bool = True
+    max_queries: int | None = None
+    prompt_seed: int = 0
+    # generation
+    samples: int = 1
+    max_new_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    batch_size: int = 16
+    # judging
+    judge: str = "lexicon"
+    # capture
+    layers: str = "all"
+    sites: tuple[str, ...] = SITE_KINDS
+    per_token: bool = True
+    pools: tuple[str, ...] = ("mean_response", "last_prompt")
+    weights: tuple[str, ...] = WEIGHTS
+    token_budget: int = 8192
+    buffer_mb: int = 1024
+    codec: str = "none"
+    # import
+    import_path: str | None = None
+    import_threshold: float = 0.3
+    quiet: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen: normalise once here
+        if not self.store or not str(self.store).strip():
+            raise UsageError("no store path; pass STORE (a directory, created if absent)")
+        set_("store", str(self.store))
+        if self.dtype not in DTYPES:
+            raise UsageError(f"bad dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+        for name in ("columns", "languages", "values", "sites", "pools", "weights"):
+            set_(name, _tuple(getattr(self, name)))
+        set_("columns", self.columns or ())
+        if self.values is not None:
+            if not self.values:
+                raise InputError("values is empty; name at least one value, or leave it out for all ten")
+            slugs = tuple(parse_value(v) for v in self.values)
+            if len(set(slugs)) != len(slugs):
+                raise InputError(f"a value is listed twice in {', '.join(self.values)}; list each once")
+            set_("values", slugs)
+        if self.languages is not None:
+            if not self.languages:
+                raise InputError("languages is empty; name at least one, or leave it out for all")
+            for lang in self.languages:
+                if self.prompts == "builtin" and lang not in LANGUAGES:
+                    raise InputError(f"unknown language {lang!r} for the built-in prompts; use one of "
+                                     f"{', '.join(LANGUAGES)}")
+                if not _LANG_RE.match(lang):
+                    raise InputError(f"bad language code {lang!r}; use an ISO 639-1 code such as en, zh, ko")
+        for kind in self.sites or ():
+            if kind not in SITE_KINDS:
+                raise UsageError(f"unknown site {kind!r}; use one of {', '.join(SITE_KINDS)}")
+        for pool in self.pools or ():
+            if pool not in POOLS or pool == "token":
+                raise UsageError(f"unknown pool {pool!r}; use mean_response and/or last_prompt "
+                                 "(per-token arrays are --per-token)")
+        for w in self.weights or ():
+            if w not in WEIGHTS:
+                raise UsageError(f"unknown weight {w!r}; use some of {', '.join(WEIGHTS)}")
+        if not self.sites and (self.per_token or self.pools):
+            raise UsageError(f"no sites to capture; use some of {', '.join(SITE_KINDS)}")
+        if self.layers.strip() != "all":
+            parse_layers(self.layers)  # syntax now; the range once the model's shapes are known
+        for name, low in (("templates_per_value", 0), ("samples", 1), ("max_new_tokens", 1),
+                          ("batch_size", 1), ("token_budget", 16), ("buffer_mb", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise UsageError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.max_queries is not None and (not isinstance(self.max_queries, int) or self.max_queries < 1):
+            raise UsageError(f"max_queries must be an integer >= 1, got {self.max_queries!r}")
+        if not self.include_intrinsic and self.templates_per_value == 0:
+            raise InputError("include_intrinsic is off and templates_per_value is 0: the prompt set is empty")
+        if not (isinstance(self.temperature, (int, float)) and self.temperature >= 0):
+            raise UsageError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise UsageError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.codec not in CODECS:
+            raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(CODECS)}")
+        parse_judge(self.judge)
+        if self.model is not None and not str(self.model).strip():
+            raise UsageError("empty --model; pass a hub name or a local model directory")
+
+    # -- derived ---------------------------------------------------------------------------
+    def layer_list(self, n_layers: int) -> list[int]:
+        """The stored layers for a model with ``n_layers`` blocks (raises if one is out of range)."""
+        return parse_layers(self.layers, n_layers)
+
+    def check_shapes(self, shapes: Any) -> list[int]:
+        """Check what depends on the model's sizes (``ingest.models.ModelShapes``); -> layers."""
+        layers = self.layer_list(shapes.n_layers)
+        if not layers:
+            raise UsageError(f"no layers selected by {self.layers!r}; this model has layers 0-{shapes.n_layers - 1}")
+        return layers
+
+    def model_dtype(self, shapes: Any) -> str:
+        return shapes.dtype if self.dtype == "auto" else self.dtype
+
+    def bytes_per_token(self, shapes: Any) -> int:
+        """Bytes of per-token activations one stored token costs (0 when per_token is off)."""
+        if not self.per_token:
+            return 0
+        widths = {"resid_post": shapes.d_model, "mlp_act": shapes.d_mlp}
+        n = len(self.layer_list(shapes.n_layers))
+        return n * sum(widths[k] for k in self.sites) * _ITEMSIZE.get(self.model_dtype(shapes), 4)
+
+    def bytes_per_record(self, shapes: Any) -> int:
+        """Bytes of pooled activations per record (mean_response float32, last_prompt model dtype)."""
+        widths = {"resid_post": shapes.d_model, "mlp_act": shapes.d_mlp}
+        per_layer = sum(widths[k] for k in self.sites)
+        n = len(self.layer_list(shapes.n_layers))
+        size = {"mean_response": 4, "last_prompt": _ITEMSIZE.get(self.model_dtype(shapes), 4)}
+        return n * per_layer * sum(size[p] for p in self.pools)
+
+    def batch_bytes(self) -> int:
+        """Target size of one store batch: a third of the buffer, since up to three are alive at once
+        (one being filled, one queued, one being written)."""
+        return self.buffer_mb * (1 << 20) // 3
+
+    def with_overrides(self, **kw: Any) -> "IngestConfig":
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return from_mapping({**self.to_dict(), **{k: v for k, v in kw.items() if v is not None}})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as recorded in the ``runs`` table."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> "IngestConfig":
+        """Read a TOML file; ``overrides`` (e.g. CLI flags; ``None`` = not given) win over the file."""
+        return from_mapping({**read_toml(path), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML config file flattened to ``{field: value}`` (tables only group keys)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such config file; check the path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p}: not valid TOML ({e}); fix the file") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    if "import" in flat:  # `path` is the natural key inside [import]
+        flat["import_path"] = flat.pop("import")
+    if "path" in flat:
+        flat["import_path"] = flat.pop("path")
+    if "threshold" in flat:
+        flat["import_threshold"] = flat.pop("threshold")
+    return flat
+
+
+def from_mapping(data: Mapping[str, Any]) -> IngestConfig:
+    """An :class:`IngestConfig` from plain keys; an unknown key gets a "did you mean" line."""
+    names = [f.name for f in dataclasses.fields(IngestConfig) if f.name != "extra"]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}"
+            raise UsageError(f"unknown config key {key!r}; {hint}")
+    if "store" not in data:
+        raise UsageError("no store path; pass STORE (a directory, created if absent)")
+    return IngestConfig(**dict(data))
+
+
+# -- judge specs ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """A parsed ``--judge``: kind lexicon | hf | openai, with its target."""
+
+    kind: str
+    target: str | None = None
+    model: str | None = None
+
+
+def parse_judge(spec: str) -> JudgeSpec:
+    """``lexicon`` | ``lexicon:FILE.json`` | ``hf:PATH`` | ``openai:URL#MODEL`` -> :class:`JudgeSpec`."""
+    text = (spec or "").strip()
+    kind, sep, rest = text.partition(":")
+    if kind == "lexicon":
+        return JudgeSpec("lexicon", rest or None)
+    if kind == "hf" and rest:
+        return JudgeSpec("hf", rest)
+    if kind == "openai" and rest:
+        url, hash_, model = rest.partition("#")
+        if not hash_ or not model or not url.startswith(("http://", "https://")):
+            raise UsageError(f"bad judge {spec!r}; write openai:URL#MODEL, e.g. openai:http://localhost:8000/v1#qwen")
+        return JudgeSpec("openai", url, model)
+    raise UsageError(f"bad judge {spec!r}; use lexicon, lexicon:PHRASES.json, hf:MODEL_PATH or openai:URL#MODEL")

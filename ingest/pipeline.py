@@ -1,0 +1,391 @@
+"""The ingest pipeline: prompts -> responses -> labels -> activations, into one store.
+
+Library twins of the ``actstore ingest`` commands, each taking one :class:`IngestConfig`:
+:func:`run` (every stage), :func:`generate` (prompts + responses), :func:`label`, :func:`capture` and
+:func:`import_` (external responses with labels, then capture). Each stage is a ``runs`` row and
+is resumable: rerun the same call and it does only what is missing (prompts and labels are keyed
+rows; responses are generated per batch of prompts and skipped when present; capture skips
+responses that have a record, see ``ingest.packing``).
+
+Order of work: every check that input can fail (config, prompt files, values, languages, layer
+range against the model's config, the judge spec, the store's existing model and arrays) runs
+first, with no store opened for writing and no weights loaded; then the model loads; then the store
+opens. A bad input thus leaves the store as it was (or not created).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import actstore
+from actstore.errors import InputError, SchemaMismatchError, UsageError
+from ingest.config import IngestConfig, parse_judge
+from ingest.progress import Progress
+from ingest.prompts import Prompt, build_prompts, load_queries
+from ingest.values import VALUE_SLUGS
+
+JUDGE_CHUNK = 64  # responses per judge call and per labels insert
+
+
+@dataclass
+class Report:
+    """What a call did, by stage (counts of rows written)."""
+
+    store: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in self.counts.items()]
+
+
+# -- checks before anything is written ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _StoreState:
+    model: Any  # actstore.ModelInfo | None
+    arrays: frozenset[str]
+    n_records: int
+
+
+def _peek(path: str) -> _StoreState | None:
+    """What an existing store holds, read-only (None for a new store)."""
+    root = Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file; pass a directory for the store")
+    if not (root / "catalog.duckdb").exists():
+        return None
+    with actstore.open(root, read_only=True) as st:
+        return _StoreState(st.model, frozenset(m.name for m in st.arrays() if m.kind == "activation"),
+                           st.n_records)
+
+
+def _model_name(config: IngestConfig, state: _StoreState | None) -> str:
+    if config.model:
+        return config.model
+    if state is not None and state.model is not None:
+        return state.model.name
+    raise UsageError("no model; pass --model NAME_OR_PATH (or set model in the config file)")
+
+
+@dataclass(frozen=True)
+class _Checked:
+    model: str
+    shapes: Any
+    layers: list[int]
+    dtype: str
+
+
+def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool) -> _Checked:
+    from ingest.models import model_shapes
+
+    name = _model_name(config, state)
+    shapes = model_shapes(name, trust_remote_code=config.trust_remote_code)
+    layers = config.check_shapes(shapes)
+    dtype = config.model_dtype(shapes)
+    have = state.model if state is not None else None
+    if have is not None and (have.name, have.dtype, have.n_layers, have.d_model) != (
+            name, dtype, shapes.n_layers, shapes.d_model):
+        raise SchemaMismatchError(
+            f"store holds {have.name} ({have.dtype}, {have.n_layers} layers); it cannot take {name} ({dtype}, "
+            f"{shapes.n_layers} layers): use a new store, or the same --model and --dtype")
+    if capture and state is not None and state.n_records:
+        want = {s.key.name for s in _array_plan(config, shapes, layers, dtype).specs()}
+        if want != set(state.arrays):
+            extra = sorted(want - state.arrays) or sorted(state.arrays - want)
+            raise SchemaMismatchError(
+                f"store already holds records with other arrays than asked ({extra[0]} differs); rerun with "
+                "the layers, sites, pools and --per-token of the first capture, or use a new store")
+    return _Checked(name, shapes, layers, dtype)
+
+
+def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype: str):
+    from ingest.stage_capture import ArrayPlan
+
+    return ArrayPlan(tuple(layers), tuple(config.sites), config.per_token, tuple(config.pools), dtype,
+                     shapes.d_model, shapes.d_mlp, config.codec)
+
+
+def prompt_set(config: IngestConfig) -> list[Prompt]:
+    """The config's prompts, in their deterministic order (validated; no model needed)."""
+    queries = load_queries(config.prompts, list(config.columns) or None,
+                           list(config.languages) if config.languages else None)
+    if config.max_queries is not None:
+        keep: list[str] = []
+        for q in queries:
+            if q.query_id not in keep:
+                keep.append(q.query_id)
+        chosen = set(keep[:config.max_queries])
+        queries = [q for q in queries if q.query_id in chosen]
+    prompts = build_prompts(queries, list(config.values) if config.values else None,
+                            list(config.languages) if config.languages else None,
+                            config.templates_per_value, config.prompt_seed, config.include_intrinsic)
+    if not prompts:
+        raise InputError(f"{config.prompts}: the prompt set is empty; check --language, --value and the file")
+    return prompts
+
+
+def make_judge(config: IngestConfig) -> Any:
+    """The judge a ``--judge`` spec names (files are read here, models loaded here)."""
+    from ingest.judges import HFChatJudge, LexiconJudge, OpenAIJudge, valueworld_lexicon_judge
+
+    spec = parse_judge(config.judge)
+    if spec.kind == "lexicon" and spec.target is None:
+        return valueworld_lexicon_judge()
+    if spec.kind == "lexicon":
+        path = Path(spec.target)
+        try:
+            phrases = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such lexicon file; pass lexicon:FILE.json with {{value: [phrases]}}") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e.msg}); write {{value: [phrases]}}") from None
+        if not isinstance(phrases, dict) or not all(isinstance(v, list) for v in phrases.values()):
+            raise InputError(f"{path}: expected {{value: [phrases]}}; fix the lexicon file")
+        return LexiconJudge(phrases, judge_id=f"lexicon:{path.stem}")
+    if spec.kind == "hf":
+        return HFChatJudge.from_pretrained(spec.target, device=config.device)
+    return OpenAIJudge(spec.model, base_url=spec.target)
+
+
+# -- the store session -----------------------------------------------------------------------------
+
+@contextmanager
+def _stage(store: Any, kind: str, config: IngestConfig) -> Iterator[int]:
+    """A ``runs`` row around a stage: done, or failed with the error's line."""
+    run_id = store.begin_run(f"ingest:{kind}", config.to_dict())
+    try:
+        yield run_id
+    except BaseException as e:
+        msg = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0] if str(e) else type(e).__name__
+        try:
+            store.end_run(run_id, "failed", msg)
+        except Exception:  # the original error matters more than a failed bookkeeping write
+            pass
+        raise
+    store.end_run(run_id, "done")
+
+
+def _open_store(config: IngestConfig) -> Any:
+    return actstore.open(config.store, read_only=False, create=True)
+
+
+def _model_info(name: str, model: Any, shapes: Any) -> Any:
+    cfg = model.config.to_dict() if hasattr(model.config, "to_dict") else None
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return actstore.ModelInfo(name=name, dtype=dtype, n_layers=shapes.n_layers, d_model=shapes.d_model,
+                              d_mlp=shapes.d_mlp, vocab_size=shapes.vocab_size, family=shapes.family,
+                              revision=getattr(model.config, "_commit_hash", None), config=cfg)
+
+
+def _vocab(tokenizer: Any, vocab_size: int) -> list[str]:
+    n = min(len(tokenizer), vocab_size)
+    texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+    return list(texts) + [""] * (vocab_size - n)
+
+
+def _set_model(store: Any, checked: _Checked, model: Any, tokenizer: Any) -> None:
+    if store.model is None:
+        store.set_model(_model_info(checked.model, model, checked.shapes), _vocab(tokenizer, checked.shapes.vocab_size))
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+def prompt_rows(prompts: Sequence[Prompt], tokenizer: Any) -> dict[str, list]:
+    """Rows of the ``prompts`` table, ``chat_text`` rendered by the tokenizer's chat template."""
+    from ingest.tokenize import render_prompt
+
+    return {"prompt_id": [p.prompt_id for p in prompts], "query_id": [p.query_id for p in prompts],
+            "condition": [p.condition for p in prompts], "target_value": [p.target_value for p in prompts],
+            "language": [p.language for p in prompts], "template_id": [p.template_id for p in prompts],
+            "system_text": [p.system for p in prompts], "user_text": [p.user for p in prompts],
+            "chat_text": [render_prompt(tokenizer, p.messages()) for p in prompts],
+            "source": [p.source for p in prompts]}
+
+
+def _write_prompts(store: Any, prompts: Sequence[Prompt], tokenizer: Any, config: IngestConfig) -> int:
+    with _stage(store, "prompts", config):
+        have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
+        new = [p for p in prompts if p.prompt_id not in have]
+        return store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
+
+
+def _generate(store: Any, model: Any, tokenizer: Any, prompts: Sequence[Prompt], config: IngestConfig) -> int:
+    from ingest.generate import GenParams, generate_batch, response_id, response_seed
+    from ingest.tokenize import tokenize_prompt
+
+    params = GenParams(config.max_new_tokens, float(config.temperature), float(config.top_p))
+    with _stage(store, "generate", config) as run_id:
+        have = set(store.sql("SELECT response_id FROM responses").fetchnumpy()["response_id"].tolist())
+        toks = {p.prompt_id: tokenize_prompt(tokenizer, p.messages()) for p in prompts}
+        # The full ordered list (longest prompt first, then id): batches do not depend on what is done.
+        order = sorted(prompts, key=lambda p: (-toks[p.prompt_id].input_ids.shape[0], p.prompt_id))
+        rows = [(p, k) for p in order for k in range(config.samples)]
+        written = 0
+        with Progress("generate", len(rows), unit="responses", quiet=config.quiet) as progress:
+            for start in range(0, len(rows), config.batch_size):
+                batch = rows[start:start + config.batch_size]
+                ids = [response_id(p.prompt_id, k) for p, k in batch]
+                if all(i in have for i in ids):
+                    progress.update(len(batch))
+                    continue
+                seeds = [response_seed(config.seed, p.prompt_id, k) for p, k in batch]
+                out = generate_batch(model, tokenizer, [toks[p.prompt_id] for p, _ in batch], seeds, params)
+                data = {"response_id": ids, "prompt_id": [p.prompt_id for p, _ in batch],
+                        "sample_idx": [k for _, k in batch], "text": [t for _, t, _ in out],
+                        "gen_params": [json.dumps({**params.to_dict(), "finish": f, "token_ids": t.tolist()})
+                                       for t, _, f in out],
+                        "seed": seeds, "source": ["generated"] * len(batch), "run_id": [run_id] * len(batch)}
+                written += store.insert("responses", data, on_conflict="ignore")  # one batch, one commit
+                progress.update(len(batch), tokens=int(sum(t.shape[0] for t, _, _ in out)))
+        return written
+
+
+def _label(store: Any, judge: Any, config: IngestConfig) -> int:
+    from ingest.judges import JudgeItem
+
+    values = list(config.values or VALUE_SLUGS)
+    with _stage(store, "label", config) as run_id:
+        pending = store.sql(
+            "SELECT r.response_id, p.user_text, r.text, "
+            "list(l.value) FILTER (WHERE l.value IS NOT NULL) AS have "
+            "FROM responses r JOIN prompts p USING (prompt_id) "
+            "LEFT JOIN labels l ON l.response_id = r.response_id AND l.judge_id = ? "
+            "GROUP BY r.response_id, p.user_text, r.text ORDER BY r.response_id", [judge.judge_id]).fetchall()
+        items = []
+        for rid, query, text, have in pending:
+            missing = tuple(v for v in values if v not in set(have or ()))
+            if missing:
+                items.append(JudgeItem(rid, query, text, missing))
+        written = 0
+        with Progress("label", len(items), unit="responses", quiet=config.quiet) as progress:
+            for start in range(0, len(items), JUDGE_CHUNK):
+                chunk = items[start:start + JUDGE_CHUNK]
+                labels = judge.judge(chunk)
+                written += store.insert("labels", {
+                    "response_id": [x.response_id for x in labels], "value": [x.value for x in labels],
+                    "judge_id": [x.judge_id for x in labels], "expressed": [bool(x.expressed) for x in labels],
+                    "score": [x.score for x in labels], "raw": [x.raw for x in labels],
+                    "run_id": [run_id] * len(labels)}, on_conflict="ignore")
+                progress.update(len(chunk))
+        return written
+
+
+def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: IngestConfig) -> int:
+    from ingest.adapters import adapter_for
+    from ingest.stage_capture import CaptureRecord, capture_records, store_weights
+    from ingest.tokenize import tokenize_prompt, with_response
+
+    with _stage(store, "capture", config) as run_id:
+        rows = store.sql(
+            "SELECT r.response_id, r.prompt_id, p.system_text, p.user_text, r.text, r.gen_params "
+            "FROM responses r JOIN prompts p USING (prompt_id) "
+            "WHERE r.response_id NOT IN (SELECT response_id FROM records WHERE response_id IS NOT NULL) "
+            "ORDER BY r.response_id").fetchall()
+        prompt_toks: dict[str, Any] = {}
+        records = []
+        for rid, pid, system, user, text, gen in rows:
+            if pid not in prompt_toks:
+                msgs = ([{"role": "system", "content": system}] if system is not None else []) + \
+                       [{"role": "user", "content": user}]
+                prompt_toks[pid] = tokenize_prompt(tokenizer, msgs)
+            ids = json.loads(gen).get("token_ids") if gen else None
+            records.append(CaptureRecord(rid, pid, with_response(tokenizer, prompt_toks[pid], text, response_ids=ids)))
+        del prompt_toks
+        store_weights(store, model, adapter_for(model), checked.layers, config.weights)
+        arrays = _array_plan(config, checked.shapes, checked.layers, checked.dtype)
+        return capture_records(store, model, tokenizer, records, arrays, token_budget=config.token_budget,
+                               batch_bytes=config.batch_bytes(), run_id=run_id, quiet=config.quiet)
+
+
+# -- public calls ----------------------------------------------------------------------------------
+
+def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
+    from ingest.models import load_model
+
+    return load_model(checked.model, dtype=config.dtype, device=config.device,
+                      trust_remote_code=config.trust_remote_code)
+
+
+def run(config: IngestConfig) -> Report:
+    """The whole pipeline: prompts, generation, judging, capture."""
+    state = _peek(config.store)
+    checked = _check_model(config, state, capture=True)
+    prompts = prompt_set(config)
+    judge = make_judge(config)
+    model, tokenizer = _load(config, checked)
+    rep = Report(config.store)
+    with _open_store(config) as store:
+        _set_model(store, checked, model, tokenizer)
+        rep.counts["prompts"] = _write_prompts(store, prompts, tokenizer, config)
+        rep.counts["responses"] = _generate(store, model, tokenizer, prompts, config)
+        rep.counts["labels"] = _label(store, judge, config)
+        rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
+    return rep
+
+
+def generate(config: IngestConfig) -> Report:
+    """Prompts and responses only."""
+    state = _peek(config.store)
+    checked = _check_model(config, state, capture=False)
+    prompts = prompt_set(config)
+    model, tokenizer = _load(config, checked)
+    rep = Report(config.store)
+    with _open_store(config) as store:
+        _set_model(store, checked, model, tokenizer)
+        rep.counts["prompts"] = _write_prompts(store, prompts, tokenizer, config)
+        rep.counts["responses"] = _generate(store, model, tokenizer, prompts, config)
+    return rep
+
+
+def label(config: IngestConfig) -> Report:
+    """Judge every response that lacks a label of this judge for the config's values."""
+    if _peek(config.store) is None:
+        raise UsageError(f"no store at {config.store}; create it with 'actstore ingest run' or 'generate'")
+    judge = make_judge(config)
+    rep = Report(config.store)
+    with _open_store(config) as store:
+        rep.counts["labels"] = _label(store, judge, config)
+    return rep
+
+
+def capture(config: IngestConfig) -> Report:
+    """Capture every response in the store that has no record yet."""
+    state = _peek(config.store)
+    if state is None:
+        raise UsageError(f"no store at {config.store}; create it with 'actstore ingest run', 'generate' or 'import'")
+    checked = _check_model(config, state, capture=True)
+    model, tokenizer = _load(config, checked)
+    rep = Report(config.store)
+    with _open_store(config) as store:
+        _set_model(store, checked, model, tokenizer)
+        rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
+    return rep
+
+
+def import_(config: IngestConfig) -> Report:
+    """Value Portrait's responses with their human-derived labels, then capture (no generation)."""
+    from ingest.importers import import_value_portrait, load_import
+
+    if not config.import_path:
+        raise UsageError("nothing to import; pass the Value Portrait directory or tagged_responses.json")
+    tagged = load_import(config)  # validates the file before anything else
+    state = _peek(config.store)
+    checked = _check_model(config, state, capture=True)
+    model, tokenizer = _load(config, checked)
+    rep = Report(config.store)
+    with _open_store(config) as store:
+        _set_model(store, checked, model, tokenizer)
+        with _stage(store, "import", config) as run_id:
+            rep.counts.update(import_value_portrait(store, tagged, tokenizer, config, run_id))
+        rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
+    return rep
+
+
+__all__ = ["Report", "capture", "generate", "import_", "label", "make_judge", "prompt_set", "run"]

@@ -1,0 +1,182 @@
+"""The capture stage: teacher-forced forward passes over (prompt + response) records into the store.
+
+Main thread: forward batch after forward batch (``ingest.capture.Capturer``), each copied once into
+the store batch it belongs to. Writer thread: ``Store.append`` of the previous store batch (zarr
+writes, checksums, fsync, one catalog transaction) while the main thread computes the next. The
+queue between them holds one batch, so at most three store batches are alive (filling, queued,
+being written), each about ``buffer_mb / 3``: memory is bounded by the buffer, not the data set.
+
+Which records and in which batches: ``ingest.packing`` (resume gives identical rows and bits).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from actstore import ArrayKey, ArraySpec, Batch, Site
+from actstore.dtypes import storage_dtype
+from ingest.capture import MEAN_DTYPE, Capturer, to_numpy
+from ingest.packing import batch_key, plan
+from ingest.progress import Progress
+from ingest.tokenize import TokenizedRecord, collate
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    response_id: str
+    prompt_id: str
+    tokens: TokenizedRecord
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """What is stored: per-token sites, pooled sites, dtypes and widths."""
+
+    layers: tuple[int, ...]
+    sites: tuple[str, ...]
+    per_token: bool
+    pools: tuple[str, ...]
+    dtype: str
+    d_model: int
+    d_mlp: int
+    codec: str = "none"
+
+    def width(self, kind: str) -> int:
+        return self.d_model if kind == "resid_post" else self.d_mlp
+
+    def specs(self) -> list[ArraySpec]:
+        out = []
+        for kind in self.sites:
+            for layer in self.layers:
+                site = Site(kind, layer)
+                if self.per_token:
+                    out.append(ArraySpec(ArrayKey(site, "token"), self.width(kind), self.dtype, self.codec))
+                for pool in self.pools:
+                    dt = MEAN_DTYPE if pool == "mean_response" else self.dtype
+                    out.append(ArraySpec(ArrayKey(site, pool), self.width(kind), dt, self.codec))
+        return out
+
+    def row_bytes(self) -> int:
+        return sum(s.width * storage_dtype(s.logical_dtype).itemsize for s in self.specs() if s.key.pool == "token")
+
+    def record_bytes(self) -> int:
+        return sum(s.width * storage_dtype(s.logical_dtype).itemsize for s in self.specs() if s.key.pool != "token")
+
+
+def store_weights(store: Any, model: Any, adapter: Any, layers: Sequence[int], weights: Sequence[str]) -> None:
+    """Weights of the stored layers, once (``put_weight`` skips a name it has)."""
+    if "mlp_down" in weights:
+        for layer in layers:
+            w = adapter.down_proj_weight(model, layer)  # [d_model, d_mlp]
+            store.put_weight("mlp_down", layer, _host(w), _dtype(w))
+    if "unembed" in weights:
+        w = adapter.unembed_weight(model)
+        store.put_weight("unembed", None, _host(w), _dtype(w))
+    if "final_norm" in weights:
+        norm = adapter.final_norm_of(model)
+        w = getattr(norm, "weight", None)
+        if w is not None:  # a norm without a scale stores nothing
+            store.put_weight("final_norm", None, _host(w.detach().reshape(1, -1)), _dtype(w))
+            b = getattr(norm, "bias", None)
+            if b is not None:
+                store.put_weight("final_norm_bias", None, _host(b.detach().reshape(1, -1)), _dtype(b))
+
+
+def _host(t: Any) -> np.ndarray:
+    return to_numpy(t.detach().to("cpu").contiguous())
+
+
+def _dtype(t: Any) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+class _Writer:
+    """One thread that appends store batches in order; its first error stops the stage."""
+
+    def __init__(self, store: Any, run_id: int | None) -> None:
+        self.store, self.run_id = store, run_id
+        self.q: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.committed = 0
+        self.t = threading.Thread(target=self._loop, name="actstore-writer", daemon=True)
+        self.t.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = self.q.get()
+            if batch is None:
+                return
+            if self.error is None:
+                try:
+                    self.store.append(batch, run_id=self.run_id)
+                    self.committed += 1
+                except BaseException as e:  # handed to the main thread, raised there
+                    self.error = e
+
+    def put(self, batch: Batch) -> None:
+        self._check()
+        self.q.put(batch)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.t.join()
+        self._check()
+
+
+def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[CaptureRecord], arrays: ArrayPlan,
+                    *, token_budget: int, batch_bytes: int, run_id: int | None, quiet: bool = False) -> int:
+    """Capture ``records`` (not yet in the store) into ``store``; returns the records written."""
+    if not records:
+        return 0
+    store.declare_arrays(arrays.specs())
+    lengths = np.array([r.tokens.input_ids.shape[0] for r in records], dtype=np.int64)
+    batches = plan(lengths, [r.response_id for r in records], token_budget, arrays.row_bytes(),
+                   arrays.record_bytes(), batch_bytes)
+    pools = (("token",) if arrays.per_token else ()) + arrays.pools
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    specs = arrays.specs()
+    done = 0
+    with Progress("capture", len(records), quiet=quiet) as progress, \
+            Capturer(model, None, arrays.layers, arrays.sites, pools=pools) as cap:
+        writer = _Writer(store, run_id)
+        try:
+            for sb in batches:
+                idx = sb.records
+                recs = [records[i] for i in idx]
+                n_tok = lengths[idx]
+                rows = int(n_tok.sum())
+                token_arrays = {s.key: np.empty((rows, s.width), storage_dtype(s.logical_dtype))
+                                for s in specs if s.key.pool == "token"}
+                record_arrays = {s.key: np.empty((len(idx), s.width), storage_dtype(s.logical_dtype))
+                                 for s in specs if s.key.pool != "token"}
+                row = rec = 0
+                for fb in sb.forward:
+                    out = cap.capture(*collate([records[i].tokens for i in fb], pad, side="left"))
+                    r1, n1 = row + out.n_tokens, rec + out.n_records
+                    for key, dst in token_arrays.items():
+                        dst[row:r1] = out.tokens[key.site]
+                    for key, dst in record_arrays.items():
+                        dst[rec:n1] = out.get(key.site, key.pool)
+                    row, rec = r1, n1
+                    progress.update(out.n_records, tokens=out.n_tokens)
+                writer.put(Batch(
+                    n_tokens=n_tok, prompt_lens=np.array([r.tokens.prompt_len for r in recs], dtype=np.int64),
+                    token_ids=np.concatenate([r.tokens.input_ids for r in recs]),
+                    roles=np.concatenate([r.tokens.roles for r in recs]),
+                    token_arrays=token_arrays, record_arrays=record_arrays,
+                    response_ids=[r.response_id for r in recs], prompt_ids=[r.prompt_id for r in recs],
+                    key=batch_key([r.response_id for r in recs])))
+                done += len(idx)
+        finally:
+            writer.close()  # lets the batch in hand land (it is whole), then re-raises a writer error
+    return done

@@ -102,7 +102,8 @@ def need_model(store: Store):
 def check_layers(store: Store, layers: Sequence[int] | None, site: str, pool: str) -> list[int]:
     """Requested layers (None = every layer stored for ``site``/``pool``), each checked."""
     n_layers = need_model(store).n_layers
-    stored = sorted(m.layer for m in store.arrays() if m.kind == "activation" and m.site == site and m.pool == pool)
+    stored = sorted(int(m.layer) for m in store.arrays()
+                    if m.kind == "activation" and m.site == site and m.pool == pool and m.layer is not None)
     if layers is None:
         if not stored:
             raise InputError(f"the store has no {site} arrays pooled as {pool}; "

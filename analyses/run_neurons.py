@@ -83,7 +83,7 @@ def source_vectors(store: Store, run_id: int | None) -> tuple[int, dict, tuple[s
     index = {(r["value"], r["condition"], r["layer"]): k for k, r in enumerate(rows)}
     values = tuple(dict.fromkeys(r["value"] for r in rows))
     layers = tuple(sorted({r["layer"] for r in rows}))
-    take = lambda cond: np.stack([[vecs[index[(v, cond, l)]] for l in layers] for v in values]).astype(np.float64)  # noqa: E731
+    take = lambda cond: np.stack([[vecs[index[(v, cond, l)]] for l in layers] for v in values]).astype(np.float64)
     return run_id, params, values, layers, take("intrinsic"), take("prompted")
 
 
@@ -100,7 +100,8 @@ def _delta_act(store: Store, params: dict, values: tuple[str, ...], layer: int) 
 
 def run(store: Store, spec: NeuronsSpec) -> NeuronsResult:
     src, params, values, vlayers, v_int, v_prompt = source_vectors(store, spec.run_id)
-    weighted = sorted(m.layer for m in store.arrays() if m.kind == "weight" and m.site == "mlp_down")
+    weighted = sorted(int(m.layer) for m in store.arrays()
+                      if m.kind == "weight" and m.site == "mlp_down" and m.layer is not None)
     layers = spec.layers if spec.layers is not None else tuple(l for l in vlayers if l in weighted)
     for layer in layers:
         if layer not in vlayers:
@@ -135,7 +136,7 @@ def run(store: Store, spec: NeuronsSpec) -> NeuronsResult:
     if not spec.record:
         return res
     rec = Recorder(neuron_rows=rows)
-    summary = {"source_run": src, "kept": int(len(rows["neuron"])),
+    summary = {"source_run": src, "kept": len(rows["neuron"]),
                "jaccard": {f"{v}@{l}": float(x) for v, l, x in zip(jac["value"], jac["layer"], jac["jaccard"])}}
     run_params_ = {"source_run": src, "top": spec.top, "max_angle": spec.max_angle, "layers": list(layers),
                    "relative": spec.relative, "attribution": any_attr}

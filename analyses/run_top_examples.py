@@ -105,13 +105,15 @@ def _contexts(store: Store, rows: np.ndarray, window: int) -> list[dict]:
 def run(store: Store, spec: TopExamplesSpec) -> TopExamplesResult:
     if spec.where:
         sel = store.sql(f'SELECT "row" FROM tokens_info WHERE {spec.where} ORDER BY "row"').fetchnumpy()
-        rows: np.ndarray | None = np.asarray(sel["row"], dtype=np.int64)
-        if not len(rows):
+        picked = np.asarray(sel["row"], dtype=np.int64)
+        if not len(picked):
             raise InputError(f"no token rows match --where {spec.where!r}")
+        rows: np.ndarray | None = picked
     else:
         rows = None
     if spec.neuron is not None:
-        layer, index = spec.neuron  # type: ignore[misc]
+        assert isinstance(spec.neuron, tuple)  # __post_init__ parsed "L:I"
+        layer, index = int(spec.neuron[0]), int(spec.neuron[1])
         meta = store.array_meta("mlp_act", layer, "token")
         if index >= meta.width:
             raise InputError(f"neuron {index} out of range; layer {layer} has {meta.width} neurons (0-{meta.width - 1})")

@@ -156,6 +156,8 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     """Extract, record (unless ``spec.record`` is False) and return value vectors."""
     need_model(store)
     layers = check_layers(store, spec.layers, spec.site, spec.pool)
+    values: tuple[str, ...]
+    conditions: tuple[str, ...]
     if spec.contrast.startswith("sql:"):
         pos_q, neg_q = spec.contrast[4:].split(";")
         groups = gq.custom(pos_q, neg_q)
@@ -200,7 +202,7 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
                                value=None if v == "custom" else v, condition=cond, component="diff_means",
                                site=spec.site, layer=layer, pool=spec.pool, language=spec.language,
                                n_pos=int(counts[pos[i, c]]), n_neg=int(counts[neg[i, c]]), meta=meta)
-    summary = {"vectors": len(rec.vectors)}
+    summary: dict[str, Any] = {"vectors": len(rec.vectors)}
     if cos is not None:
         summary["mean_cos_int_prompt_by_layer"] = {str(l): float(x) for l, x in zip(layers, cos.mean(axis=0))}
     params = {**spec.params(), "values": list(values), "layers": list(layers)}

@@ -11,7 +11,7 @@ from analyses.run_crosslingual import CrosslingualSpec, run
 
 
 def test_same_value_aligns_across_languages(tmp_path) -> None:
-    src, truth = storebuild.cached()
+    src, _ = storebuild.cached()
     path = storebuild.copy_of(src, tmp_path / "s")
     with actstore.open(path) as st:
         res = run(st, CrosslingualSpec())
@@ -28,8 +28,7 @@ def test_same_value_aligns_across_languages(tmp_path) -> None:
 
 def test_crosslingual_needs_two_languages(tmp_path) -> None:
     src, _ = storebuild.cached()
-    with actstore.open(src) as st:
-        with pytest.raises(InputError, match="no labelled records in language 'fr'"):
-            run(st, CrosslingualSpec(languages=("en", "fr")))
+    with actstore.open(src) as st, pytest.raises(InputError, match="no labelled records in language 'fr'"):
+        run(st, CrosslingualSpec(languages=("en", "fr")))
     with pytest.raises(InputError, match="two languages"):
         CrosslingualSpec(languages=("en",))

@@ -15,7 +15,7 @@ def test_top_k_stream_matches_a_full_sort() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1000)
     blocks = [(np.arange(i, i + 100), x[i:i + 100, None]) for i in range(0, 1000, 100)]
-    rows, scores = top_k_stream(blocks, 7, lambda b: b[:, 0])
+    rows, _ = top_k_stream(blocks, 7, lambda b: b[:, 0])
     np.testing.assert_array_equal(rows, np.argsort(-x)[:7])
 
 

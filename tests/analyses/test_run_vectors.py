@@ -68,7 +68,7 @@ def test_last_prompt_pool_and_language_filter(planted) -> None:
 
 
 def test_other_contrasts(planted) -> None:
-    path, truth = planted
+    path, _ = planted
     with actstore.open(path) as st:
         base = run(st, VectorsSpec(record=False, values=("benevolence",)))
         pmi = run(st, VectorsSpec(record=False, values=("benevolence",), contrast="prompted-intrinsic"))
@@ -88,19 +88,18 @@ def test_no_record_leaves_the_store_as_it_was(fresh) -> None:
 
 
 @pytest.mark.parametrize("spec, error, match", [
-    (dict(values=("kindness",)), InputError, "unknown value"),
-    (dict(layers=(7,)), InputError, "layer 7 out of range"),
-    (dict(tokens="sql:SELECT nope FROM tokens"), QueryError, "SQL error"),
-    (dict(contrast="sql:SELECT 1"), InputError, "two queries"),
-    (dict(min_count=100), InputError, "fewer than 100"),
-    (dict(judge="gpt"), InputError, "no labels by judge"),
+    ({"values": ("kindness",)}, InputError, "unknown value"),
+    ({"layers": (7,)}, InputError, "layer 7 out of range"),
+    ({"tokens": "sql:SELECT nope FROM tokens"}, QueryError, "SQL error"),
+    ({"contrast": "sql:SELECT 1"}, InputError, "two queries"),
+    ({"min_count": 100}, InputError, "fewer than 100"),
+    ({"judge": "gpt"}, InputError, "no labels by judge"),
 ])
 def test_bad_input_is_one_clear_error_and_changes_nothing(fresh, spec, error, match) -> None:
     path, _ = fresh
     before = storebuild.snapshot(path)
-    with pytest.raises(error, match=match):
-        with actstore.open(path) as st:
-            run(st, VectorsSpec(**spec))
+    with pytest.raises(error, match=match), actstore.open(path) as st:
+        run(st, VectorsSpec(**spec))
     assert storebuild.snapshot(path) == before
 
 
@@ -121,7 +120,7 @@ def _peak(path) -> int:
 
 def test_memory_stays_flat_as_the_store_grows(tmp_path) -> None:
     """4x the records: the arrays grow 4x, the peak of a vectors run must not (one chunk at a time)."""
-    kw = dict(d=256, n_layers=4, int_samples=1, tokens=False, mlp=False, chunk_rows=64)
+    kw = {"d": 256, "n_layers": 4, "int_samples": 1, "tokens": False, "mlp": False, "chunk_rows": 64}
     small = tmp_path / "small"
     large = tmp_path / "large"
     storebuild.build(small, n_queries=16, **kw)

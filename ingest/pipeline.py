@@ -114,6 +114,11 @@ def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype:
 
 def prompt_set(config: IngestConfig) -> list[Prompt]:
     """The config's prompts, in their deterministic order (validated; no model needed)."""
+    src = Path(config.prompts)
+    # The table loader reports an empty file as a missing column; say what is wrong instead.
+    if src.is_file() and src.suffix.lower() in (".jsonl", ".ndjson", ".csv", ".tsv", ".json") \
+            and not src.read_text(encoding="utf-8", errors="replace").strip():
+        raise InputError(f"{src}: the file is empty (no rows); give at least one query")
     queries = load_queries(config.prompts, list(config.columns) or None,
                            list(config.languages) if config.languages else None)
     if config.max_queries is not None:
@@ -309,6 +314,11 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
 def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
     from ingest.models import load_model
 
+    if config.quiet:  # transformers' own bars and notices go to stderr too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     return load_model(checked.model, dtype=config.dtype, device=config.device,
                       trust_remote_code=config.trust_remote_code)
 

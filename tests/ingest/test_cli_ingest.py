@@ -1,0 +1,138 @@
+"""``actstore ingest ...``: bad input stops early with one line and changes nothing; --quiet; help."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from click.testing import CliRunner
+
+from actstore.cli import main
+
+QUERIES = [{"id": "a", "text": "Hello there!"}, {"id": "b", "text": "What should I do?"}]
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args), obj={})
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".writer.lock"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli-inputs")
+    (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
+    (d / "bad.jsonl").write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n', encoding="utf-8")
+    (d / "empty.jsonl").write_text("", encoding="utf-8")
+    (d / "lex.json").write_text(json.dumps({"power": ["power"]}), encoding="utf-8")
+    (d / "typo.toml").write_text('sampels = 2\n', encoding="utf-8")
+    return d
+
+
+def _base(store: Path, model: Path, files: Path) -> list[str]:
+    return [str(store), "--model", str(model), "--prompts", str(files / "q.jsonl"), "--value", "power",
+            "--templates-per-value", "0", "--max-new-tokens", "2", "--judge", f"lexicon:{files / 'lex.json'}",
+            "--token-budget", "64"]
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory, tiny_model_dir, files) -> Path:
+    store = tmp_path_factory.mktemp("cli") / "store"
+    r = _invoke("ingest", "run", *_base(store, tiny_model_dir, files), "--quiet")
+    assert r.exit_code == 0, r.output
+    return store
+
+
+BAD = [
+    (["--value", "nonsense"], 1, "unknown value 'nonsense'"),
+    (["--layers", "0-9"], 2, "layer 3 out of range; this model has layers 0-2"),
+    (["--site", "attn_out"], 2, "unknown site 'attn_out'"),
+    (["--prompts", "{files}/bad.jsonl"], 1, "line 2 is not valid JSON"),
+    (["--column", "text=question"], 1, "no column 'question' for text"),
+    (["--prompts", "{files}/empty.jsonl"], 1, "no rows"),
+    (["--prompts", "builtin", "--language", "xx"], 1, "unknown language 'xx'"),
+    (["--prompts", "{files}/missing.jsonl"], 1, "no such file"),
+    (["--config", "{files}/typo.toml"], 2, "did you mean 'samples'"),
+    (["--judge", "lexicon:{files}/nope.json"], 1, "no such lexicon file"),
+]
+
+
+@pytest.mark.parametrize("extra, code, message", BAD, ids=[b[2][:24] for b in BAD])
+def test_bad_input_one_line_no_store_created(tmp_path, tiny_model_dir, files, extra, code, message) -> None:
+    store = tmp_path / "new-store"
+    args = _base(store, tiny_model_dir, files) + [a.format(files=files) for a in extra]
+    r = _invoke("ingest", "run", *args)
+    assert r.exit_code == code, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert "Traceback" not in r.output
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("extra, code, message", BAD[:4], ids=[b[2][:24] for b in BAD[:4]])
+def test_bad_input_leaves_existing_store_unchanged(existing, tiny_model_dir, files, extra, code, message) -> None:
+    before = _digest(existing)
+    args = _base(existing, tiny_model_dir, files) + [a.format(files=files) for a in extra]
+    r = _invoke("ingest", "run", *args)
+    assert r.exit_code == code and message in r.stderr
+    assert _digest(existing) == before
+
+
+def test_other_arrays_than_the_first_capture_are_refused(existing, tiny_model_dir, files) -> None:
+    before = _digest(existing)
+    r = _invoke("ingest", "capture", str(existing), "--layers", "1")
+    assert r.exit_code == 1 and "other arrays than asked" in r.stderr
+    assert _digest(existing) == before
+
+
+def test_missing_model_directory(tmp_path, files) -> None:
+    r = _invoke("ingest", "run", *_base(tmp_path / "s", tmp_path / "no-model", files))
+    assert r.exit_code == 1 and "does not exist" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_quiet_prints_only_the_summary(tmp_path, tiny_model_dir, files) -> None:
+    r = _invoke("ingest", "run", *_base(tmp_path / "q", tiny_model_dir, files), "--quiet")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+    assert r.stdout.strip().splitlines() == [
+        f"ingest run: wrote 2 prompts, 2 responses, 2 labels, 2 records to {tmp_path / 'q'}"]
+    loud = _invoke("ingest", "run", *_base(tmp_path / "l", tiny_model_dir, files))
+    assert loud.exit_code == 0
+    assert "generate: 2/2 responses" in loud.stderr and "capture: 2/2 records" in loud.stderr
+
+
+def test_stages_as_commands_and_config_file(tmp_path, tiny_model_dir, files) -> None:
+    store = tmp_path / "stages"
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'model = "{tiny_model_dir}"\nquiet = true\n[prompts]\nprompts = "{files / "q.jsonl"}"\n'
+                    f'values = ["power"]\ntemplates_per_value = 0\n[generate]\nmax_new_tokens = 2\nsamples = 3\n'
+                    f'[judge]\njudge = "lexicon:{files / "lex.json"}"\n[capture]\nlayers = "0,2"\n',
+                    encoding="utf-8")
+    c = ["--config", str(toml)]
+    r = _invoke("ingest", "generate", str(store), *c, "--samples", "2")  # the flag wins over the file
+    assert r.exit_code == 0 and "4 responses" in r.stdout, r.output
+    r = _invoke("ingest", "label", str(store), *c)
+    assert r.exit_code == 0 and "4 labels" in r.stdout, r.output
+    r = _invoke("ingest", "capture", str(store), *c)
+    assert r.exit_code == 0 and "4 records" in r.stdout, r.output
+    r = _invoke("ingest", "capture", str(store), *c)
+    assert r.exit_code == 0 and "0 records" in r.stdout
+    import actstore
+
+    with actstore.open(store) as st:
+        assert sorted({m.layer for m in st.arrays() if m.kind == "activation"}) == [0, 2]
+
+
+@pytest.mark.parametrize("cmd", ["run", "generate", "label", "capture", "import"])
+def test_every_command_has_help(cmd: str) -> None:
+    r = _invoke("ingest", cmd, "--help")
+    assert r.exit_code == 0 and "--config" in r.stdout

@@ -102,8 +102,9 @@ def _subset(groups: Groups, keep) -> Groups:
 
 
 def custom(pos_query: str, neg_query: str) -> Groups:
-    """Any two groups given as SQL; each query's first column is the row (record id, or token row
-    when no token query narrows it). Keys: ``(None, 'custom', 'sql', 'pos'|'neg')``."""
+    """Any two groups given as SQL; each query's first column is a record id (with a token query,
+    :func:`on_tokens` then takes those records' selected token rows). Keys:
+    ``(None, 'custom', 'sql', 'pos'|'neg')``."""
     for q in (pos_query, neg_query):
         if not q.strip():
             raise InputError("a --contrast sql: needs two queries, 'sql:POS_QUERY;NEG_QUERY'")

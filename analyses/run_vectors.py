@@ -205,7 +205,8 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     summary: dict[str, Any] = {"vectors": len(rec.vectors)}
     if cos is not None:
         summary["mean_cos_int_prompt_by_layer"] = {str(l): float(x) for l, x in zip(layers, cos.mean(axis=0))}
-    params = {**spec.params(), "values": list(values), "layers": list(layers)}
+    # The group query makes "the rows it used" exact and re-runnable against this store.
+    params = {**spec.params(), "values": list(values), "layers": list(layers), "groups_sql": groups.query}
     run_id, ids = record(store, "vectors", params, rec, summary)
     return _replace(res, run_id=run_id, vector_ids=np.array(ids).reshape(vecs.shape[:3]), plots=tuple(plots))
 

@@ -75,7 +75,11 @@ def test_other_contrasts(planted) -> None:
         q = ("SELECT record_id FROM record_labels WHERE value = 'benevolence' AND condition = 'intrinsic' "
              "AND expressed = {}")
         sql = run(st, VectorsSpec(record=False, contrast=f"sql:{q.format('true')};{q.format('false')}"))
+        pos = ("SELECT record_id FROM record_labels WHERE value = 'benevolence' AND expressed "
+               "AND (condition = 'intrinsic' OR target_value = 'benevolence') AND condition = '{}'")
+        same = run(st, VectorsSpec(record=False, contrast=f"sql:{pos.format('prompted')};{pos.format('intrinsic')}"))
     assert pmi.conditions == ("prompted_minus_intrinsic",) and pmi.vectors.shape == base.vectors[:, :1].shape
+    np.testing.assert_allclose(pmi.vectors[0, 0], same.vectors[0, 0], atol=1e-9)
     np.testing.assert_allclose(sql.vectors[0, 0], base.vectors[0, 0], atol=1e-9)
 
 

@@ -118,6 +118,15 @@ def check_layers(store: Store, layers: Sequence[int] | None, site: str, pool: st
     return list(layers)
 
 
+def check_vector_width(store: Store, site: str, layer: int, pool: str, recording: bool) -> None:
+    """The ``vectors`` table holds d_model-wide vectors: refuse early to record anything wider."""
+    width = store.array_meta(site, layer, pool).width
+    d_model = need_model(store).d_model
+    if recording and width != d_model:
+        raise InputError(f"{site} is {width} wide but the vectors table holds d_model = {d_model} vectors; "
+                         "pass --no-record to compute them without storing")
+
+
 def load_vectors(store: Store, where: str, params: Sequence[Any] = ()) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Vectors matching a WHERE clause: (row dicts without vec, ``[n, d]`` float32), by vector_id."""
     cols = ", ".join(("vector_id", "run_id") + VECTOR_COLUMNS)

@@ -19,7 +19,7 @@ from actstore.store import Store
 from analyses import crosslingual as xl
 from analyses import groups as gq
 from analyses import vectors as vx
-from analyses.recording import Recorder, check_layers, need_model, record
+from analyses.recording import Recorder, check_layers, check_vector_width, need_model, record
 from analyses.run_vectors import POOL_OF, check_labels, group_means_full, resolve_values
 from ingest.values import parse_value
 
@@ -80,6 +80,7 @@ def run(store: Store, spec: CrosslingualSpec) -> CrosslingualResult:
     need_model(store)
     pool = POOL_OF[spec.tokens]
     layers = check_layers(store, spec.layers, spec.site, pool)
+    check_vector_width(store, spec.site, layers[0], pool, spec.record)
     check_labels(store, spec.judge)
     values = resolve_values(store, spec.values, spec.judge)
     have = gq.languages(store)

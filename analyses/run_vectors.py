@@ -24,7 +24,7 @@ from actstore.site import SITE_KINDS
 from actstore.store import Store
 from analyses import groups as gq
 from analyses import vectors as vx
-from analyses.recording import Recorder, check_layers, need_model, record
+from analyses.recording import Recorder, check_layers, check_vector_width, need_model, record
 from ingest.values import parse_value
 
 TOKEN_MODES = ("response_mean", "last_prompt")
@@ -156,6 +156,7 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     """Extract, record (unless ``spec.record`` is False) and return value vectors."""
     need_model(store)
     layers = check_layers(store, spec.layers, spec.site, spec.pool)
+    check_vector_width(store, spec.site, layers[0], spec.pool, spec.record)
     values: tuple[str, ...]
     conditions: tuple[str, ...]
     if spec.contrast.startswith("sql:"):

@@ -98,6 +98,7 @@ def test_no_record_leaves_the_store_as_it_was(fresh) -> None:
     ({"contrast": "sql:SELECT 1"}, InputError, "two queries"),
     ({"min_count": 100}, InputError, "fewer than 100"),
     ({"judge": "gpt"}, InputError, "no labels by judge"),
+    ({"site": "mlp_act"}, InputError, "vectors table holds d_model"),
 ])
 def test_bad_input_is_one_clear_error_and_changes_nothing(fresh, spec, error, match) -> None:
     path, _ = fresh

@@ -140,6 +140,10 @@ def check_labels(store: Store, judge: str | None) -> None:
             raise InputError(f"no labels by judge {judge!r} in this store; judges here: {', '.join(have)}")
         raise InputError("no labels for the stored records in this store; judge the responses first "
                          "(actstore ingest judge), or give two groups with --contrast sql:POS;NEG")
+    judges = [r[0] for r in store.sql("SELECT DISTINCT judge_id FROM record_labels ORDER BY 1").fetchall()]
+    if judge is None and len(judges) > 1:
+        # Mixing judges would count a response once per judge, weighting it by how many judged it.
+        raise InputError(f"this store has labels from {len(judges)} judges ({', '.join(judges)}); choose one with --judge")
 
 
 def resolve_values(store: Store, spec_values: tuple[str, ...] | None, judge: str | None) -> tuple[str, ...]:

@@ -136,3 +136,16 @@ def test_memory_stays_flat_as_the_store_grows(tmp_path) -> None:
         array_bytes = sum(m.n_rows * m.width * 4 for m in st.arrays() if m.pool == "mean_response")
     assert p4 < 1.5 * p1, (p1, p4)  # measured: 1.35 MB vs 1.36 MB
     assert p4 < array_bytes / 2, (p4, array_bytes)
+
+
+def test_two_judges_need_a_choice(fresh) -> None:
+    path, truth = fresh
+    with actstore.open(path, read_only=False) as st:
+        st.sql("INSERT INTO labels SELECT response_id, value, 'other', NOT expressed, NULL, NULL, NULL FROM labels")
+    with actstore.open(path) as st:
+        with pytest.raises(InputError, match="labels from 2 judges"):
+            run(st, VectorsSpec(record=False))
+        res = run(st, VectorsSpec(record=False, judge="planted", layers=(0,)))
+        flipped = run(st, VectorsSpec(record=False, judge="other", layers=(0,)))
+    assert cosine(res.vectors[:, 0, 0], truth.v_int[:, 0]).min() >= 0.99
+    np.testing.assert_allclose(flipped.vectors, -res.vectors, atol=1e-9)

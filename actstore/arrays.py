@@ -9,6 +9,10 @@ For uncompressed, unsharded arrays on a local disk the read path skips Zarr's de
 the chunk files directly (a raw chunk is C-order little-endian bytes per the v3 ``bytes`` codec,
 always of full chunk shape), so a random gather costs what a numpy memmap gather costs.
 Everything else goes through Zarr, one contiguous block per chunk.
+
+A store's arrays may live in several segments (see ``actstore.segments``): :class:`LocalGroup`
+does the I/O of one segment's Zarr group in local rows, :class:`ArrayIO` routes global rows to
+segments. A remote store plugs in ``actstore.remote.RemoteGroup`` instead of :class:`LocalGroup`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from zarr.storage import LocalStore
 from actstore.catalog import fsync_path
 from actstore.dtypes import storage_dtype
 from actstore.errors import IntegrityError, UsageError
-from actstore.layout import group_rows_by_chunk, n_chunks, spans
+from actstore.layout import group_rows_by_chunk, spans
+from actstore.segments import SegmentMap, axis_of
 
 MAX_MAPS = 2048
 CODECS = ("none", "blosc-lz4", "blosc-zstd", "zstd")
@@ -57,6 +62,14 @@ class ArrayMeta:
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 
+    @property
+    def axis(self) -> str | None:
+        return axis_of(self.kind, self.pool)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.width * self.np_dtype.itemsize
+
 
 def _compressors(codec: str, itemsize: int):
     if codec == "none":
@@ -70,11 +83,11 @@ def _compressors(codec: str, itemsize: int):
     raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
 
 
-class ArrayIO:
-    """Reads and writes the arrays under ``<store>/arrays``."""
+class LocalGroup:
+    """Reads and writes the arrays of one segment, a Zarr group on a local disk, in local rows."""
 
-    def __init__(self, root: Path, read_only: bool, durable: bool = True) -> None:
-        self.dir = root / "arrays"
+    def __init__(self, dir: Path, read_only: bool, durable: bool = True) -> None:
+        self.dir = dir
         self.read_only = read_only
         self.durable = durable
         self._zstore = LocalStore(self.dir, read_only=read_only)
@@ -154,11 +167,11 @@ class ArrayIO:
         for d in dirs | {self.dir / meta.name}:
             fsync_path(d)
 
-    def trim(self, meta: ArrayMeta) -> None:
+    def trim(self, meta: ArrayMeta, n_rows: int) -> None:
         """Shrink the Zarr shape to the committed rows (after a crash left it longer)."""
         arr = self.array(meta.name)
-        if arr.shape[0] != meta.n_rows:
-            arr.resize((meta.n_rows, meta.width))
+        if arr.shape[0] != n_rows:
+            arr.resize((n_rows, meta.width))
         for key in [k for k in self._maps if k[0] == meta.name]:
             del self._maps[key]
 
@@ -210,14 +223,100 @@ class ArrayIO:
             self._maps.move_to_end(key)
         return mm
 
-    def chunk_crc(self, meta: ArrayMeta, chunk: int, n_rows: int) -> int:
-        """CRC-32 of the first ``n_rows`` decoded rows of a chunk (for verify)."""
-        start = chunk * meta.chunk_rows
-        block = self.read_span(meta, start, start + n_rows)
-        return zlib.crc32(np.ascontiguousarray(block).data)
-
     def exists(self, name: str) -> bool:
         return (self.dir / name / "zarr.json").exists()
 
-    def expected_chunks(self, meta: ArrayMeta) -> int:
-        return n_chunks(meta.n_rows, meta.chunk_rows)
+    def chunk_key(self, meta: ArrayMeta, chunk: int) -> str:
+        """The file of a chunk relative to this group (the shard file for sharded arrays)."""
+        return f"{meta.name}/" + self.array(meta.name).metadata.encode_chunk_key((chunk // meta.shard_chunks, 0))
+
+
+class ArrayIO:
+    """Every array of a store, across its segments; rows and chunks here are global.
+
+    Writes (appends, weights) go to the last segment and segment 0 respectively; a fresh or
+    single-writer store has one segment, so both are ``arrays/``.
+    """
+
+    def __init__(self, groups: list, segments: SegmentMap) -> None:
+        self.groups = groups
+        self.segments = segments
+
+    @classmethod
+    def local(cls, root: Path, segments: SegmentMap, read_only: bool, durable: bool = True) -> "ArrayIO":
+        groups = [LocalGroup(root / s.path, read_only=read_only, durable=durable) for s in segments.segments]
+        return cls(groups, segments)
+
+    def _writable(self, meta: ArrayMeta):
+        # Weights live in segment 0; appends extend the last segment.
+        return self.groups[0] if meta.axis is None else self.groups[-1]
+
+    def _local_lo(self, meta: ArrayMeta, row_lo: int) -> int:
+        return row_lo - int(self.segments.starts(meta.axis)[-1]) if meta.axis else row_lo
+
+    # -- write -------------------------------------------------------------------------------
+    def create(self, meta: ArrayMeta, n_rows: int = 0) -> None:
+        self._writable(meta).create(meta, n_rows)
+
+    def write_rows(self, meta: ArrayMeta, row_lo: int, data: np.ndarray,
+                   tail_crc: tuple[int, int] | None) -> list[tuple[int, int, int]]:
+        """Append at global ``row_lo`` (in the last segment); chunks returned are that segment's."""
+        return self._writable(meta).write_rows(meta, self._local_lo(meta, row_lo), data, tail_crc)
+
+    def last_segment(self, meta: ArrayMeta) -> int:
+        return 0 if meta.axis is None else len(self.groups) - 1
+
+    def tail_chunk(self, meta: ArrayMeta, row_lo: int) -> tuple[int, int] | None:
+        """(segment, chunk) of a partly filled chunk that an append at ``row_lo`` continues."""
+        local = self._local_lo(meta, row_lo)
+        return (self.last_segment(meta), local // meta.chunk_rows) if local % meta.chunk_rows else None
+
+    def trim(self, meta: ArrayMeta) -> None:
+        seg = self.last_segment(meta)
+        self.groups[seg].trim(meta, self.segments.local_count(seg, meta.n_rows, meta.axis))
+
+    # -- read --------------------------------------------------------------------------------
+    def array(self, name: str, seg: int = 0):
+        return self.groups[seg].array(name)
+
+    def read_span(self, meta: ArrayMeta, lo: int, hi: int) -> np.ndarray:
+        """Global rows ``[lo, hi)`` in storage dtype. Caller guarantees ``hi <= meta.n_rows``."""
+        parts = self.segments.spans(lo, hi, meta.axis)
+        if len(parts) == 1:
+            p = parts[0]
+            return self.groups[p.seg].read_span(meta, p.lo, p.hi)
+        out = np.empty((hi - lo, meta.width), dtype=meta.np_dtype)
+        for p in parts:
+            out[p.out : p.out + p.hi - p.lo] = self.groups[p.seg].read_span(meta, p.lo, p.hi)
+        return out
+
+    def gather(self, meta: ArrayMeta, rows: np.ndarray) -> np.ndarray:
+        """Global rows in any order (repeats allowed), each chunk visited once, in storage dtype."""
+        if len(self.groups) == 1 or meta.axis is None:
+            return self.groups[0].gather(meta, rows)
+        seg = self.segments.locate(rows, meta.axis)
+        starts = self.segments.starts(meta.axis)
+        out = np.empty((len(rows), meta.width), dtype=meta.np_dtype)
+        for k in np.unique(seg).tolist():
+            pos = np.flatnonzero(seg == k)
+            out[pos] = self.groups[k].gather(meta, rows[pos] - starts[k])
+        return out
+
+    def chunk_plan(self, meta: ArrayMeta, rows: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """See :meth:`SegmentMap.chunk_plan`."""
+        return self.segments.chunk_plan(rows, meta.chunk_rows, meta.axis)
+
+    def local_rows(self, meta: ArrayMeta, seg: int) -> int:
+        return self.segments.local_count(seg, meta.n_rows, meta.axis)
+
+    def segments_of(self, meta: ArrayMeta) -> range:
+        return range(1) if meta.axis is None else range(len(self.groups))
+
+    def chunk_crc(self, meta: ArrayMeta, seg: int, chunk: int, n_rows: int) -> int:
+        """CRC-32 of the first ``n_rows`` decoded rows of a segment's chunk (for verify)."""
+        start = chunk * meta.chunk_rows
+        block = self.groups[seg].read_span(meta, start, start + n_rows)
+        return zlib.crc32(np.ascontiguousarray(block).data)
+
+    def exists(self, name: str, seg: int = 0) -> bool:
+        return self.groups[seg].exists(name)

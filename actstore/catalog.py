@@ -59,7 +59,7 @@ def _attach(db_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _check_version(con: duckdb.DuckDBPyConnection, where: Path) -> int:
+def _check_version(con: duckdb.DuckDBPyConnection, where: "str | Path") -> int:
     have = migrations.current_version(con)
     if have == 0:
         raise NotAStoreError(f"{where} is not an actstore store (its catalog has no format version)")
@@ -77,8 +77,17 @@ def open_reader(root: Path, cache_dir: Path | None = None) -> tuple[duckdb.DuckD
     db = root / CATALOG
     if not db.exists():
         raise NotAStoreError(f"{root} is not an actstore store (no {CATALOG}); create one with 'actstore ingest'")
-    con = _attach(db, read_only=True)
-    have = _check_version(con, root)
+    return open_catalog_file(db, str(root), cache_dir)
+
+
+def open_catalog_file(db: Path, where: "str | Path",
+                      cache_dir: Path | None = None) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """Open a catalog file read-only (a store's, or a remote store's cached copy)."""
+    try:
+        con = _attach(db, read_only=True)
+    except duckdb.Error as err:
+        raise NotAStoreError(f"{where}: {CATALOG} is not a DuckDB database ({str(err).splitlines()[0]})") from None
+    have = _check_version(con, where)
     if have < migrations.latest_version():
         # Never write to a store opened read-only: migrate a private copy for this session.
         con.close()
@@ -91,6 +100,23 @@ def open_reader(root: Path, cache_dir: Path | None = None) -> tuple[duckdb.DuckD
         con.execute(f"ATTACH {_sql_str(str(copy))} AS {ALIAS} (READ_ONLY); USE {ALIAS}")
         db = copy
     return con, db
+
+
+def writer_active(root: Path) -> bool:
+    """Whether a writer holds the store now, or crashed leaving unpublished work behind."""
+    if (root / WIP).exists():
+        return True
+    lock = root / LOCK
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock, if it got it
+    return False
 
 
 class WriterSession:

@@ -65,3 +65,7 @@ class ModelError(ActstoreError, RuntimeError):
 
 class InputError(ActstoreError, ValueError):
     """A prompt file, value name, language or other input is malformed."""
+
+
+class RemoteError(ActstoreError, ConnectionError):
+    """A remote store could not be reached or answered with something unusable."""

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from actstore import catalog as cat
+from actstore import remote
 from actstore.arrays import CODECS, ArrayIO, ArrayMeta
 from actstore.batch import ROLES, ArrayKey, ArraySpec, Batch
 from actstore.dtypes import decode, storage_dtype, to_storage, to_torch
@@ -32,7 +33,8 @@ from actstore.errors import (
     UsageError,
 )
 from actstore.migrations import one
-from actstore.layout import chunk_rows_for, group_rows_by_chunk
+from actstore.layout import chunk_rows_for
+from actstore.segments import Segment, SegmentMap
 from actstore.site import Site
 
 #: Tables only the store itself writes; `insert` refuses them.
@@ -90,21 +92,26 @@ def versions() -> dict[str, str]:
 class Store:
     """An open store. Use :func:`actstore.open` rather than this constructor."""
 
-    def __init__(self, root: Path, read_only: bool = True, create: bool = False,
+    def __init__(self, root: "Path | str", read_only: bool = True, create: bool = False,
                  publish_interval: float = 2.0, durable: bool = True) -> None:
+        #: the store's directory, or its URL (a str) for a remote store
         self.root = root
         self.read_only = read_only
         self.publish_interval = publish_interval
+        self._durable = durable
         self._writer: cat.WriterSession | None = None
-        if read_only:
-            self.con, self._db_file = cat.open_reader(root)
+        if self.is_remote:
+            self.con, self._db_file = cat.open_catalog_file(remote.fetch_catalog(str(root)), str(root))
+        elif read_only:
+            self.con, self._db_file = cat.open_reader(Path(root))
         else:
+            root = Path(root)
             root.mkdir(parents=True, exist_ok=True)
             self._writer = cat.WriterSession(root, create=create)
             self.con = self._writer.con
             self._db_file = root / cat.WIP
-        self.arrays_io = ArrayIO(root, read_only=read_only, durable=durable)
         self._load_state()
+        self.arrays_io = self._array_io()
         self._last_publish = time.monotonic()
         self._publish_cost = 0.0
         self._engine = None
@@ -112,8 +119,26 @@ class Store:
             self._trim_arrays()
             self._writer.publish()
 
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.root, str) and remote.is_url(self.root)
+
+    @property
+    def location(self) -> str:
+        """The store's path or URL, as text."""
+        return str(self.root)
+
+    def _array_io(self) -> ArrayIO:
+        if self.is_remote:
+            groups = [remote.RemoteGroup(remote.join(str(self.root), s.path)) for s in self.segments.segments]
+            return ArrayIO(groups, self.segments)
+        return ArrayIO.local(Path(self.root), self.segments, read_only=self.read_only, durable=self._durable)
+
     # -- state ---------------------------------------------------------------------------------
     def _load_state(self) -> None:
+        segs = self.con.execute(
+            "SELECT segment_id, path, row_start, record_start FROM segments ORDER BY segment_id").fetchall()
+        self.segments = SegmentMap(tuple(Segment(*r) for r in segs)) if segs else SegmentMap()
         rows = self.con.execute(
             "SELECT name, kind, site, layer, pool, n_rows, width, dtype, logical_dtype, chunk_rows, "
             "shard_chunks, codec FROM arrays ORDER BY name").fetchall()
@@ -159,10 +184,13 @@ class Store:
         if not self.read_only:
             return
         self.con.close()
-        self.con, self._db_file = cat.open_reader(self.root)
-        self.arrays_io = ArrayIO(self.root, read_only=True)
+        if self.is_remote:
+            self.con, self._db_file = cat.open_catalog_file(remote.fetch_catalog(str(self.root)), str(self.root))
+        else:
+            self.con, self._db_file = cat.open_reader(Path(self.root))
         self._engine = None
         self._load_state()
+        self.arrays_io = self._array_io()
 
     # -- SQL -----------------------------------------------------------------------------------
     def sql(self, query: str, params: Any = None):
@@ -229,11 +257,10 @@ class Store:
 
     def _blocks(self, meta: ArrayMeta, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(sorted-position index, decoded float32 rows) per touched chunk, one chunk read ahead."""
-        plan = group_rows_by_chunk(rows, meta.chunk_rows)
+        plan = self.arrays_io.chunk_plan(meta, rows)
 
         def load(item):
-            chunk, local, pos = item
-            start = chunk * meta.chunk_rows
+            start, local, pos = item
             lo, hi = int(local[0]), int(local[-1]) + 1
             block = self.arrays_io.read_span(meta, start + lo, start + hi)
             if hi - lo != len(local):
@@ -315,6 +342,9 @@ class Store:
     # -- writes --------------------------------------------------------------------------------
     def _need_writer(self) -> cat.WriterSession:
         if self._writer is None:
+            if self.is_remote:
+                raise ReadOnlyError(f"{self.root} is a remote store and is read-only; copy it with "
+                                    f"'actstore pull {self.root} DIR' and write to the copy")
             raise ReadOnlyError(f"store {self.root} is open read-only; open it with read_only=False to write")
         return self._writer
 
@@ -402,17 +432,18 @@ class Store:
         try:
             cat.insert(self.con, "arrays", {**{f: [getattr(meta, f)] for f in ArrayMeta.__dataclass_fields__},
                                             "created_at": [_now()]})
-            self._put_crcs(key, crcs)
+            self._put_crcs(key, crcs, 0)
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
         self._arrays[key] = meta
 
-    def _put_crcs(self, name: str, crcs: list[tuple[int, int, int]]) -> None:
+    def _put_crcs(self, name: str, crcs: list[tuple[int, int, int]], segment: int) -> None:
         cat.insert(self.con, "chunk_checksums", {
             "name": [name] * len(crcs), "chunk": [c for c, _, _ in crcs],
-            "n_rows": [n for _, n, _ in crcs], "crc32": [x for _, _, x in crcs]}, on_conflict="replace")
+            "n_rows": [n for _, n, _ in crcs], "crc32": [x for _, _, x in crcs],
+            "segment_id": np.full(len(crcs), segment, dtype=np.int32)}, on_conflict="replace")
 
     def committed_keys(self) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT key FROM batches WHERE key IS NOT NULL").fetchall()}
@@ -452,10 +483,11 @@ class Store:
         for name in data:
             m = acts[name]
             lo = row_lo if m.pool == "token" else rec_lo
-            if lo % m.chunk_rows:
-                tails[name] = one(self.con, 
-                    "SELECT n_rows, crc32 FROM chunk_checksums WHERE name = ? AND chunk = ?",
-                    [name, lo // m.chunk_rows])
+            tail = self.arrays_io.tail_chunk(m, lo)
+            if tail is not None:
+                tails[name] = one(self.con,
+                    "SELECT n_rows, crc32 FROM chunk_checksums WHERE name = ? AND segment_id = ? AND chunk = ?",
+                    [name, *tail])
 
         def write(name: str) -> tuple[str, list]:
             m = acts[name]
@@ -494,7 +526,7 @@ class Store:
                 m = acts[name]
                 new_n = m.n_rows + (n_rows if m.pool == "token" else n_rec)
                 con.execute("UPDATE arrays SET n_rows = ? WHERE name = ?", [new_n, name])
-                self._put_crcs(name, crcs)
+                self._put_crcs(name, crcs, self.arrays_io.last_segment(m))
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -575,15 +607,23 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "writable"
+        mode = "remote, read-only" if self.is_remote else "read-only" if self.read_only else "writable"
         return f"<actstore.Store {self.root} ({mode}): {self.n_records} records, {self.n_rows} rows>"
 
 
 def open(path: "str | Path", read_only: bool = True, create: bool = False, **kw: Any) -> Store:  # noqa: A001
-    """Open a store. ``create=True`` (with ``read_only=False``) makes a new one if absent."""
+    """Open a store by path, or read-only by URL (http(s)://, s3://, gs://, hf://: see actstore.remote).
+
+    ``create=True`` (with ``read_only=False``) makes a new local store if absent.
+    """
     text = str(path)
-    if "://" in text:
-        raise UsageError(f"remote stores ({text.split('://')[0]}://) are not supported yet; copy the store locally")
+    if remote.is_url(text):
+        if not read_only:
+            raise ReadOnlyError(f"{text} is a remote store and is read-only; copy it with "
+                                f"'actstore pull {text} DIR' and open the copy with read_only=False")
+        return Store(text.rstrip("/"), read_only=True, **kw)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
     root = Path(text).expanduser()
     if create and read_only:
         raise UsageError("create=True needs read_only=False")

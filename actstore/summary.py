@@ -41,16 +41,22 @@ def summarize(store) -> dict:
     arrays = [{"what": k, **{**v, "layers": _compact_layers([x for x in v["layers"] if x >= 0]) or "-"}}
               for k, v in sorted(groups.items())]
     runs = con.execute("SELECT run_id, kind, status, started_at FROM runs ORDER BY run_id DESC LIMIT 8").fetchall()
-    disk = 0
-    for dirpath, _, files in os.walk(store.root):
-        for f in files:
-            try:
-                disk += os.path.getsize(os.path.join(dirpath, f))
-            except OSError:
-                pass
+    if getattr(store, "is_remote", False):
+        # No listing over HTTP: count the catalog and the committed array bytes instead.
+        disk = os.path.getsize(store._db_file) + sum(m.n_rows * m.width * m.np_dtype.itemsize
+                                                     for m in store.arrays())
+    else:
+        disk = 0
+        for dirpath, _, files in os.walk(store.root):
+            for f in files:
+                try:
+                    disk += os.path.getsize(os.path.join(dirpath, f))
+                except OSError:
+                    pass
     model = store.model
     return {
         "path": str(store.root),
+        "remote": bool(getattr(store, "is_remote", False)),
         "format_version": int(version),
         "disk_bytes": disk,
         "model": {k: v for k, v in asdict(model).items() if k != "config"} if model else None,

@@ -61,7 +61,9 @@ arrays = _t("arrays", C("name", V, primary_key=True), C("kind", V), C("site", V)
             C("n_rows", B), C("width", I), C("dtype", V), C("logical_dtype", V), C("chunk_rows", I),
             C("shard_chunks", I), C("codec", V), C("created_at", TS))
 chunk_checksums = _t("chunk_checksums", C("name", V, primary_key=True), C("chunk", B, primary_key=True),
-                     C("n_rows", I), C("crc32", B))
+                     C("n_rows", I), C("crc32", B), C("segment_id", I, primary_key=True))
+segments = _t("segments", C("segment_id", I, primary_key=True), C("path", V), C("row_start", B),
+              C("record_start", B), C("source", V))
 neuron_scores = _t("neuron_scores", C("run_id", I), C("value", V), C("layer", I), C("neuron", I),
                    C("score", D), C("rank", I), C("class", V), C("angle_deg", D), C("proj_shared", D),
                    C("proj_unique", D), C("attribution", D), C("method", V))
@@ -81,3 +83,18 @@ tokens_info = _t("tokens_info", C("row", B), C("record_id", B), C("position", I)
 record_labels = _t("record_labels", C("record_id", B), C("response_id", V), C("prompt_id", V),
                    C("condition", V), C("target_value", V), C("language", V), C("value", V),
                    C("expressed", BOOL), C("score", D), C("judge_id", V))
+
+# Steering (schema/0004_steering.sql)
+steering_sweeps = _t("steering_sweeps", C("sweep_id", V, primary_key=True), C("run_id", I), C("model", V),
+                     C("spec", J), C("status", V), C("created_at", TS), C("finished_at", TS))
+steering_settings = _t("steering_settings", C("setting_id", V, primary_key=True), C("sweep_id", V), C("kind", V),
+                       C("vector_id", I), C("vector_kind", V), C("value", V), C("neuron_set", V), C("layers", V),
+                       C("alpha", D), C("alpha_mode", V), C("scale", D), C("beta", D), C("neuron_mode", V),
+                       C("positions", V), C("meta", J))
+steering_neuron_sets = _t("steering_neuron_sets", C("set_id", V, primary_key=True), C("query", V),
+                          C("layer", I, primary_key=True), C("neuron", I, primary_key=True), C("mean_act", D))
+steering_generations = _t("steering_generations", C("generation_id", V, primary_key=True), C("setting_id", V),
+                          C("sweep_id", V), C("eval", V), C("item_id", V), C("sample_idx", I), C("system_text", V),
+                          C("user_text", V), C("text", V), C("verdict", D), C("created_at", TS))
+steering_metrics = _t("steering_metrics", C("setting_id", V, primary_key=True), C("sweep_id", V),
+                      C("eval", V, primary_key=True), C("metric", V, primary_key=True), C("value", D), C("n", I))

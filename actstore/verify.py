@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from actstore.errors import RemoteError
 from actstore.layout import n_chunks
 
 
@@ -53,30 +54,40 @@ def verify(store, progress=None) -> VerifyReport:
             want = n_rows if meta.pool == "token" else n_rec
             if meta.n_rows != want:
                 rep.problems.append(f"{meta.name}: holds {meta.n_rows} rows, the catalog expects {want}")
-        if not io.exists(meta.name):
-            rep.problems.append(f"{meta.name}: array is missing from arrays/")
-            continue
-        shape = io.array(meta.name).shape
-        if shape[0] < meta.n_rows or shape[1] != meta.width:
-            rep.problems.append(f"{meta.name}: Zarr shape {shape} cannot hold the catalog's {meta.n_rows}x{meta.width}")
-            continue
-        sums = dict(((c, (n, x)) for c, n, x in con.execute(
-            "SELECT chunk, n_rows, crc32 FROM chunk_checksums WHERE name = ?", [meta.name]).fetchall()))
-        for k in range(n_chunks(meta.n_rows, meta.chunk_rows)):
-            covered = min(meta.chunk_rows, meta.n_rows - k * meta.chunk_rows)
-            rec = sums.get(k)
-            if rec is None or rec[0] != covered:
-                rep.problems.append(f"{meta.name}: chunk {k} has no checksum for its {covered} rows")
-                continue
-            try:
-                crc = io.chunk_crc(meta, k, covered)
-            except Exception as err:  # a damaged compressed chunk fails inside the codec
-                rep.problems.append(f"{meta.name}: chunk {k} unreadable ({err})")
-                continue
-            rep.chunks += 1
-            rep.bytes += covered * meta.width * meta.np_dtype.itemsize
-            if crc != rec[1]:
-                rep.problems.append(f"{meta.name}: chunk {k} does not match its checksum (damaged data)")
+        for seg in io.segments_of(meta):
+            _check_segment(rep, con, io, meta, seg)
         if progress:
             progress(meta.name)
     return rep
+
+
+def _check_segment(rep: VerifyReport, con, io, meta, seg: int) -> None:
+    where = meta.name if len(io.groups) == 1 else f"{meta.name} (segment {seg})"
+    if not io.exists(meta.name, seg):
+        rep.problems.append(f"{where}: array is missing from {io.segments.segments[seg].path}/")
+        return
+    local_n = io.local_rows(meta, seg)
+    shape = io.array(meta.name, seg).shape
+    if shape[0] < local_n or shape[1] != meta.width:
+        rep.problems.append(f"{where}: Zarr shape {shape} cannot hold the catalog's {local_n}x{meta.width}")
+        return
+    sums = {c: (n, x) for c, n, x in con.execute(
+        "SELECT chunk, n_rows, crc32 FROM chunk_checksums WHERE name = ? AND segment_id = ?",
+        [meta.name, seg]).fetchall()}
+    for k in range(n_chunks(local_n, meta.chunk_rows)):
+        covered = min(meta.chunk_rows, local_n - k * meta.chunk_rows)
+        rec = sums.get(k)
+        if rec is None or rec[0] != covered:
+            rep.problems.append(f"{where}: chunk {k} has no checksum for its {covered} rows")
+            continue
+        try:
+            crc = io.chunk_crc(meta, seg, k, covered)
+        except RemoteError:
+            raise  # the network, not the data: say so rather than blame every chunk
+        except Exception as err:  # a damaged compressed chunk fails inside the codec
+            rep.problems.append(f"{where}: chunk {k} unreadable ({err})")
+            continue
+        rep.chunks += 1
+        rep.bytes += covered * meta.row_bytes
+        if crc != rec[1]:
+            rep.problems.append(f"{where}: chunk {k} does not match its checksum (damaged data)")

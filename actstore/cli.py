@@ -188,6 +188,53 @@ def verify(store: str, quiet: bool) -> None:
         click.echo(f"ok: {rep.arrays} arrays, {rep.chunks} chunks, {_human(rep.bytes)} checked")
 
 
+@main.command()
+@store_arg
+@click.argument("dest")
+def publish(store: str, dest: str) -> None:
+    """Copy STORE to DEST (a directory, or a bucket URL such as s3://b/x) with its checksums, verified.
+
+    \b
+    Only committed data is copied; refused while a writer holds STORE. Serve a published
+    directory with any static HTTP server and open it by URL:
+    Example: actstore publish runs/demo /srv/www/demo && actstore info https://host/demo
+    """
+    from actstore.publish import publish as run_publish
+
+    rep = run_publish(store, dest)
+    click.echo(f"published {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)}) to {rep.dest}; "
+               f"verified {rep.chunks_verified} chunks")
+
+
+@main.command()
+@click.argument("url")
+@click.argument("dest", metavar="DIR")
+@click.option("--layers", help="Layers to copy, e.g. 3,7-9 (default: all).")
+@click.option("--sites", help="Sites to copy, e.g. resid_post or resid_post,mlp_act (default: all).")
+@click.option("--pools", help="Pools to copy: token, mean_response, last_prompt (default: all).")
+@click.option("--no-weights", is_flag=True, help="Leave the stored weights behind.")
+def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str | None, no_weights: bool) -> None:
+    """Make a local store in DIR from the store at URL (or path), with just the arrays asked for.
+
+    \b
+    The whole catalog comes along (SQL sees every record); only the chosen arrays' chunks are
+    downloaded, and the copy is verified before it appears in DIR.
+    Example: actstore pull https://host/demo runs/demo-l14 --layers 14 --sites resid_post
+    """
+    from actstore.publish import Selection
+    from actstore.publish import pull as run_pull
+    from actstore.site import parse_layers
+
+    def _list(text: str | None) -> tuple[str, ...] | None:
+        return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+    sel = Selection(layers=tuple(parse_layers(layers)) if layers else None, sites=_list(sites),
+                    pools=_list(pools), weights=not no_weights)
+    rep = run_pull(url, dest, sel)
+    click.echo(f"pulled {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)}) into {rep.dest}; "
+               f"verified {rep.chunks_verified} chunks")
+
+
 def run() -> None:  # pragma: no cover - console script shim
     main(obj={})
 

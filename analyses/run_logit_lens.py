@@ -65,7 +65,10 @@ def run(store: Store, spec: LogitLensSpec) -> LogitLensResult:
     r = ll.readout(vecs[0], unembed, spec.k, norm)
     ids = np.concatenate([r.promoted_ids, r.suppressed_ids]).tolist()
     text = dict(store.sql("SELECT token_id, text FROM vocab WHERE token_id IN (SELECT unnest(?))", [ids]).fetchall())
-    name = lambda i: text.get(int(i), f"#{int(i)}")  # noqa: E731
+
+    def name(i: int) -> str:
+        return str(text.get(int(i), f"#{int(i)}"))  # a token without vocab text shows its id
+
     res = LogitLensResult(spec.vector_id, rows[0]["name"], r, [name(i) for i in r.promoted_ids],
                           [name(i) for i in r.suppressed_ids], norm is not None)
     if not spec.record:

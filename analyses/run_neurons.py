@@ -83,7 +83,10 @@ def source_vectors(store: Store, run_id: int | None) -> tuple[int, dict, tuple[s
     index = {(r["value"], r["condition"], r["layer"]): k for k, r in enumerate(rows)}
     values = tuple(dict.fromkeys(r["value"] for r in rows))
     layers = tuple(sorted({r["layer"] for r in rows}))
-    take = lambda cond: np.stack([[vecs[index[(v, cond, l)]] for l in layers] for v in values]).astype(np.float64)
+
+    def take(cond: str) -> np.ndarray:  # [V, L, d]
+        return np.stack([[vecs[index[(v, cond, l)]] for l in layers] for v in values]).astype(np.float64)
+
     return run_id, params, values, layers, take("intrinsic"), take("prompted")
 
 

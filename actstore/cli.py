@@ -235,6 +235,28 @@ def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str 
                f"verified {rep.chunks_verified} chunks")
 
 
+@main.command()
+@click.argument("parts", nargs=-1, required=True)
+@click.option("--out", required=True, help="The merged store to create (a new directory).")
+@click.option("--copy", is_flag=True, help="Copy chunk files instead of hard-linking them (across filesystems).")
+@click.option("--no-verify", is_flag=True, help="Skip reading every chunk back against its checksum.")
+def merge(parts: tuple[str, ...], out: str, copy: bool, no_verify: bool) -> None:
+    """Join the part stores of a sharded ingest into one store, without copying array data.
+
+    \b
+    PARTS are part stores, or a STORE.parts directory holding part-I-of-N stores (merged in
+    shard order, all N required); other stores are merged in the order given. Chunk files are
+    hard-linked; the parts are left unchanged.
+    Example: actstore merge runs/demo.parts --out runs/demo
+    """
+    from actstore.merge import merge as run_merge
+
+    rep = run_merge(list(parts), out, mode="copy" if copy else "link", verify=not no_verify)
+    checked = f"; verified {rep.chunks_verified} chunks" if rep.chunks_verified is not None else ""
+    click.echo(f"merged {rep.parts} parts ({rep.records} records, {rep.rows} rows) into {rep.out}: "
+               f"{rep.segments} segments, {rep.files_linked} files linked, {rep.files_copied} copied{checked}")
+
+
 def run() -> None:  # pragma: no cover - console script shim
     main(obj={})
 

@@ -290,6 +290,17 @@ class Store:
         for pos, block in self._blocks(meta, idx):
             yield idx[pos], block
 
+    def dask_array(self, site: "Site | str", layer: int | None = None, *, pool: str = "token",
+                   dtype: str = "float32"):
+        """The array as a lazy ``dask.array`` ``[rows, width]``, one block per stored chunk.
+
+        For reductions that :meth:`group_means` does not cover (covariances, quantiles, PCA, ...)
+        over arrays bigger than memory, on any Dask scheduler. Needs ``actstore[dask]``.
+        """
+        from actstore.daskarray import dask_array
+
+        return dask_array(self, self.array_meta(site, layer, pool), dtype)
+
     def group_means(self, site: str, layers: "int | list[int]", groups: Any, *,
                     pool: str = "token") -> GroupMeans:
         """Mean activation per group, streaming: each chunk is read once; memory is O(groups x width).

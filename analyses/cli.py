@@ -222,6 +222,20 @@ def diversity(store, where, by, vocab_size, no_record, max_rows):
     _show(res.table(), max_rows, res.run_id)
 
 
+@analyze.command()
+@store_arg
+@click.option("--sweep", "sweep_id", default=None, help="A steering sweep id (default: the latest).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG: metric vs alpha per vector kind.")
+@max_rows
+def steering(store, sweep_id, plot, max_rows):
+    """A recorded steering sweep as a table and a plot (the sweep itself runs with 'actstore steer')."""
+    from analyses.steering.report import report
+
+    with _open(store) as st:
+        res = report(st, sweep_id, plot)
+    _show(res.table, max_rows, plots=(res.plot,))
+    click.echo(f"sweep {res.sweep_id}")
+
 def __getattr__(name: str):
     # The `steer` entry point names analyses.cli:steer, written by a colleague. Until it exists,
     # an ImportError (not AttributeError) lets `actstore --help` list it as unavailable instead of

@@ -28,7 +28,6 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.storage import LocalStore
 
 from actstore.catalog import fsync_path
-from actstore.dtypes import storage_dtype
 from actstore.errors import IntegrityError, UsageError
 from actstore.layout import group_rows_by_chunk, spans
 from actstore.segments import SegmentMap, axis_of
@@ -243,7 +242,7 @@ class ArrayIO:
         self.segments = segments
 
     @classmethod
-    def local(cls, root: Path, segments: SegmentMap, read_only: bool, durable: bool = True) -> "ArrayIO":
+    def local(cls, root: Path, segments: SegmentMap, read_only: bool, durable: bool = True) -> ArrayIO:
         groups = [LocalGroup(root / s.path, read_only=read_only, durable=durable) for s in segments.segments]
         return cls(groups, segments)
 

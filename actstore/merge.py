@@ -105,13 +105,15 @@ def _compatible(first: Any, other: Any, where: Path) -> None:
                                       "(width, dtype, chunking or codec); merge parts ingested with the same options")
 
 
-def merge(parts: list["str | Path"], out: "str | Path", mode: str = "link", verify: bool = True) -> MergeReport:
+def merge(parts: list[str | Path], out: str | Path, mode: str = "link", verify: bool = True) -> MergeReport:
     """Merge part stores into a new store at ``out`` (see module docstring)."""
     import actstore
 
     if mode not in MODES:
         raise UsageError(f"unknown merge mode {mode!r}; use one of {', '.join(MODES)}")
-    paths = order_parts(expand(parts))
+    # a STORE.parts directory stands for a whole sharded ingest: then every part must be there
+    whole = any(Path(p).expanduser().is_dir() and not (Path(p).expanduser() / cat.CATALOG).exists() for p in parts)
+    paths = order_parts(expand(parts), complete=whole)
     if not paths:
         raise UsageError("nothing to merge; pass the part stores (or their STORE.parts directory)")
     out = Path(out).expanduser()

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ def _fetch(fs: Any, base: str, rels: list[str], dest: Path, what: str) -> int:
     return sum((dest / r).stat().st_size for r in rels)
 
 
-def _verify_copy(where: "str | Path") -> int:
+def _verify_copy(where: str | Path) -> int:
     import actstore
     from actstore.verify import verify
 
@@ -126,7 +126,7 @@ def _verify_copy(where: "str | Path") -> int:
     return rep.chunks
 
 
-def publish(src: "str | Path", dest: str) -> CopyReport:
+def publish(src: str | Path, dest: str) -> CopyReport:
     """Copy a local store to ``dest`` (a directory or a writable fsspec URL), then verify the copy."""
     import actstore
 
@@ -178,7 +178,7 @@ def _upload(root: Path, snapshot: Path, rels: list[str], dest: str) -> int:
     return sum((root / r).stat().st_size for r in rels) + snapshot.stat().st_size
 
 
-def pull(src: "str | Path", dest: "str | Path", selection: Selection = Selection()) -> CopyReport:
+def pull(src: str | Path, dest: str | Path, selection: Selection = Selection()) -> CopyReport:
     """A local store at ``dest`` holding the arrays ``selection`` keeps from ``src`` (URL or path).
 
     The catalog comes whole (SQL sees every record and token); the ``arrays`` and
@@ -223,7 +223,7 @@ def _prune(db: Path, keep: list[str], src: str, selection: Selection) -> None:
         con.execute("DELETE FROM chunk_checksums WHERE name NOT IN (SELECT name FROM _keep)")
         con.execute("DELETE FROM arrays WHERE name NOT IN (SELECT name FROM _keep)")
         run_id = con.execute("SELECT coalesce(max(run_id) + 1, 1) FROM runs").fetchall()[0][0]
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         params = {"source": src, "layers": selection.layers, "sites": selection.sites, "pools": selection.pools,
                   "weights": selection.weights, "arrays": len(keep)}
         from actstore.store import versions

@@ -35,7 +35,7 @@ _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "hf": "hf", "http
 T = TypeVar("T")
 
 
-def is_url(text: "str | os.PathLike[str]") -> bool:
+def is_url(text: str | os.PathLike[str]) -> bool:
     """``s3://b/x`` and ``https://h/x`` are URLs; plain paths (and ``file://``) are not remote."""
     s = str(text)
     return "://" in s and not s.startswith("file://")

@@ -35,7 +35,7 @@ class Shard:
                              f"0/{max(self.count, 1)} .. {max(self.count, 1) - 1}/{max(self.count, 1)}")
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         m = _SHARD.match(text)
         if not m:
             raise UsageError(f"bad shard {text!r}; write I/N, e.g. 3/8 (shards count from 0)")
@@ -70,7 +70,7 @@ def detect(env: Mapping[str, str] | None = None) -> Shard | None:
     return shard if shard.count > 1 else None
 
 
-def resolve(shard: "str | Shard | None", env: Mapping[str, str] | None = None) -> Shard | None:
+def resolve(shard: str | Shard | None, env: Mapping[str, str] | None = None) -> Shard | None:
     """``--shard`` if given, else the launcher's, else None (one process does everything)."""
     if isinstance(shard, Shard):
         return shard
@@ -79,21 +79,21 @@ def resolve(shard: "str | Shard | None", env: Mapping[str, str] | None = None) -
     return detect(env)
 
 
-def shard_of(n_items: int, shard: "str | Shard | None" = None, env: Mapping[str, str] | None = None) -> range:
+def shard_of(n_items: int, shard: str | Shard | None = None, env: Mapping[str, str] | None = None) -> range:
     """The items this worker takes: all of them unless sharded (see :func:`resolve`)."""
     s = resolve(shard, env)
     return range(n_items) if s is None else s.items(n_items)
 
 
-def part_path(store: "str | Path", shard: Shard) -> Path:
+def part_path(store: str | Path, shard: Shard) -> Path:
     """Where a worker writes its part: ``STORE.parts/part-0003-of-0008``."""
     root = Path(store).expanduser()
     return root.parent / f"{root.name}.parts" / shard.part_name
 
 
-def order_parts(paths: list[Path]) -> list[Path]:
-    """Parts in merge order. Named ``part-I-of-N``: by I, and all N of them must be there;
-    anything else: in the order given (that order is then the row order of the merge)."""
+def order_parts(paths: list[Path], complete: bool = False) -> list[Path]:
+    """Parts in merge order. Named ``part-I-of-N``: by I, consecutive, and with ``complete`` all N
+    of them; anything else: in the order given (that order is then the row order of the merge)."""
     named = [(_PART.match(p.name), p) for p in paths]
     if not paths or not all(m for m, _ in named):
         return list(paths)
@@ -103,17 +103,20 @@ def order_parts(paths: list[Path]) -> list[Path]:
                          "merge the parts of one sharded ingest")
     n = counts.pop()
     by_index = {int(m[1]): p for m, p in named if m}
-    missing = [i for i in range(n) if i not in by_index]
-    if missing or len(by_index) != len(paths):
-        what = f"part-{missing[0]:04d}-of-{n:04d} is missing" if missing else "a part is given twice"
-        raise UsageError(f"{what}; every shard's part must be merged once (rerun the missing shard first)")
-    return [by_index[i] for i in range(n)]
+    if len(by_index) != len(paths):
+        raise UsageError("a part is given twice; pass each part once")
+    lo, hi = (0, n) if complete else (min(by_index), max(by_index) + 1)
+    missing = [i for i in range(lo, hi) if i not in by_index]
+    if missing:
+        raise UsageError(f"part-{missing[0]:04d}-of-{n:04d} is missing; merge consecutive parts "
+                         "(all of them for a STORE.parts directory), rerunning a missing shard first")
+    return [by_index[i] for i in sorted(by_index)]
 
 
-def expand(paths: list["str | Path"]) -> list[Path]:
+def expand(paths: list[str | Path]) -> list[Path]:
     """A ``STORE.parts`` directory stands for the parts inside it."""
     out: list[Path] = []
-    for p in map(lambda x: Path(x).expanduser(), paths):
+    for p in (Path(x).expanduser() for x in paths):
         if p.is_dir() and not (p / "catalog.duckdb").exists():
             kids = sorted(k for k in p.iterdir() if _PART.match(k.name))
             if not kids:

@@ -94,7 +94,12 @@ class StaticServer:
                 if cut is not None:
                     self.connection.shutdown(2)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # the default listen backlog (5) drops the SYNs of a burst of parallel range requests,
+            # which then wait a 1 s retransmit: real servers queue far more
+            request_queue_size = 256
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -114,7 +119,7 @@ class StaticServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "StaticServer":
+    def __enter__(self) -> StaticServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,7 +31,7 @@ def test_shards_are_disjoint_contiguous_and_cover_everything():
     for n in (0, 1, 7, 100):
         for count in (1, 3, 8):
             got = [list(shard_of(n, f"{i}/{count}")) for i in range(count)]
-            assert sum(got, []) == list(range(n))
+            assert [i for share in got for i in share] == list(range(n))
             assert max(map(len, got)) - min(map(len, got)) <= 1
     assert shard_of(5, None, env={}) == range(5)
 
@@ -50,7 +50,10 @@ def test_parts_merge_in_shard_order_and_all_must_be_there(tmp_path):
     names = [tmp_path / f"part-{i:04d}-of-0003" for i in (2, 0, 1)]
     assert [p.name[5:9] for p in order_parts(names)] == ["0000", "0001", "0002"]
     with pytest.raises(UsageError, match="part-0001-of-0003 is missing"):
-        order_parts([names[0], names[1]])
+        order_parts([names[0], names[1]])  # 0 and 2: not consecutive
+    assert order_parts([names[2], names[1]]) == [names[1], names[2]]  # 0 and 1: a partial merge
+    with pytest.raises(UsageError, match="part-0002-of-0003 is missing"):
+        order_parts([names[2], names[1]], complete=True)
     assert part_path(tmp_path / "s", Shard(3, 8)) == tmp_path / "s.parts" / "part-0003-of-0008"
 
 
@@ -144,10 +147,30 @@ def test_merge_refuses_mismatched_or_busy_parts(sharded, tmp_path):
         st.declare_arrays(synth.specs()[:2])
     with pytest.raises(SchemaMismatchError, match="different arrays"):
         merge([single, other], tmp_path / "m1")
-    with actstore.open(single, read_only=False):
-        with pytest.raises(actstore.errors.WriterBusyError):
-            merge([single], tmp_path / "m2")
+    with actstore.open(single, read_only=False), pytest.raises(actstore.errors.WriterBusyError):
+        merge([single], tmp_path / "m2")
     with pytest.raises(UsageError, match="already exists"):
         merge([single], store.parent / "store.parts")
     assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_merging_merged_stores_and_serving_one(sharded, tmp_path, monkeypatch):
+    from tests.actstore.httpserver import StaticServer
+
+    monkeypatch.setenv("ACTSTORE_CACHE", str(tmp_path / "cache"))
+    single, store = sharded
+    parts = sorted((store.parent / "store.parts").iterdir())
+    merge(parts[:2], tmp_path / "m01", verify=False)  # consecutive parts may be merged first
+    merge([tmp_path / "m01", parts[2]], tmp_path / "m012")
+    www = tmp_path / "www"
+    from actstore.publish import publish
+
+    publish(tmp_path / "m012", str(www / "m"))
+    with StaticServer(www) as srv, actstore.open(f"{srv.url}/m") as rem, actstore.open(single) as s:
+        assert rem.sql("SELECT count(*) FROM segments").fetchall() == [(3,)]
+        assert rem.sql("SELECT * FROM tokens ORDER BY row").fetchall() == s.sql("SELECT * FROM tokens ORDER BY row").fetchall()
+        rows = np.random.default_rng(1).integers(0, s.n_rows, 200)
+        assert np.array_equal(rem.read("resid_post", 1, rows, dtype="native"), s.read("resid_post", 1, rows, dtype="native"))
+        g = "SELECT row, role FROM tokens"
+        assert np.array_equal(rem.group_means("mlp_act", [0, 1], g).means, s.group_means("mlp_act", [0, 1], g).means)

@@ -56,9 +56,8 @@ def test_publish_copies_committed_chunks_only(filled, tmp_path):
 
 
 def test_publish_refuses_while_a_writer_holds_the_store(filled, tmp_path):
-    with actstore.open(filled, read_only=False):
-        with pytest.raises(WriterBusyError, match="writer holds"):
-            publish(filled, str(tmp_path / "pub"))
+    with actstore.open(filled, read_only=False), pytest.raises(WriterBusyError, match="writer holds"):
+        publish(filled, str(tmp_path / "pub"))
     assert not (tmp_path / "pub").exists()
 
 

@@ -11,6 +11,7 @@ import actstore
 from actstore import ArrayKey, ArraySpec, Batch, ModelInfo, Site
 from actstore.cli import main
 from actstore.errors import ReadOnlyError, RemoteError, UsageError
+from tests.actstore import synth
 from tests.actstore.httpserver import StaticServer, touch_later
 
 WIDE = ArrayKey(Site("resid_post", 0))
@@ -51,7 +52,7 @@ def _run(*args):
 
 
 def test_remote_results_equal_local(filled, served):
-    srv, url = served
+    _, url = served
     with actstore.open(filled) as loc, actstore.open(url) as rem:
         assert rem.is_remote and rem.n_rows == loc.n_rows and rem.n_records == loc.n_records
         q = "SELECT role, count(*) AS n, sum(position) AS p FROM tokens GROUP BY role ORDER BY role"
@@ -177,3 +178,24 @@ def test_unreachable_and_unknown_urls_are_one_line(cache):
     if importlib.util.find_spec("s3fs") is None:
         with pytest.raises(UsageError, match=r"actstore\[s3\]"):
             actstore.open("s3://bucket/store")
+
+
+def test_compressed_and_sharded_arrays_read_whole_chunks_remotely(tmp_path):
+    path = tmp_path / "packed"
+    keys = synth.keys()
+    specs = [ArraySpec(keys[0], synth.WIDTH["resid_post"], "bfloat16", codec="zstd", chunk_rows=32),
+             ArraySpec(keys[1], synth.WIDTH["resid_post"], "bfloat16", chunk_rows=16, shard_chunks=4),
+             *[ArraySpec(k, synth.WIDTH[k.site.kind], "bfloat16", codec="blosc-lz4", chunk_rows=32) for k in keys[2:]],
+             ArraySpec(synth.POOLED, synth.WIDTH["resid_post"], "float32", chunk_rows=8)]
+    with actstore.open(path, read_only=False, create=True) as st:
+        st.set_model(synth.MODEL)
+        st.declare_arrays(specs)
+        for i in range(5):
+            st.append(synth.batch(i))
+    with StaticServer(tmp_path) as srv, actstore.open(f"{srv.url}/packed") as rem, actstore.open(path) as loc:
+        rows = np.array([rem.n_rows - 1, 0, 33, 34, 70, 5])
+        for k in keys:
+            assert np.array_equal(rem.read(k.site, rows=rows, dtype="native"), loc.read(k.site, rows=rows, dtype="native"))
+        g = "SELECT row, role FROM tokens"
+        assert np.array_equal(rem.group_means("resid_post", [0, 1], g).means, loc.group_means("resid_post", [0, 1], g).means)
+        assert _run("verify", f"{srv.url}/packed").exit_code == 0

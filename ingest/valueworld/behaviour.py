@@ -70,6 +70,9 @@ class BehaviourConfig:
     harmful_samples: int = 6  # per (held-out request, system variant)
     batch_size: int = 128
     max_new_tokens: int = 80
+    # True: questions, frames and harmful requests never seen in training. False: training templates,
+    # fresh samples (held-out seeds), which measures what the model learned rather than how it generalises.
+    heldout: bool = True
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -117,7 +120,9 @@ def measure(path: str | Path | None = None, cfg: BehaviourConfig = BehaviourConf
     """Sample the model on held-out prompts in both languages and judge the answers."""
     model, tokenizer = load(path)
     judge = LexiconJudge()
-    prompts = list(eval_prompts(seed=cfg.seed + 1))
+    # On training templates keep one question per topic and four harmful requests per language, as many
+    # as the held-out set has, so both measurements cost the same.
+    prompts = list(eval_prompts(seed=cfg.seed + 1, heldout=cfg.heldout, every=1 if cfg.heldout else 5))
     runs: list[EvalPrompt] = []
     for p in prompts:
         k = {"intrinsic": cfg.intrinsic_samples, "prompted": cfg.prompted_samples,
@@ -175,7 +180,8 @@ def report(path: str | Path | None = None, cfg: BehaviourConfig = BehaviourConfi
     """The behaviour table as text (what ``python -m ingest.valueworld`` prints)."""
     b = measure(path, cfg)
     where = Path(path) if path is not None else checkpoint_path()
-    return (f"value-world behaviour of {where} (held-out prompts, en+es, temperature {cfg.temperature}, "
+    which = "held-out templates" if cfg.heldout else "training templates, held-out seeds"
+    return (f"value-world behaviour of {where} ({which}, en+es, temperature {cfg.temperature}, "
             f"seed {cfg.seed})\n" + b.table())
 
 

@@ -178,27 +178,31 @@ class EvalPrompt:
         return [*out, {"role": "user", "content": self.user}]
 
 
-def eval_prompts(langs: tuple[str, ...] = P.LANGS, seed: int = 1, heldout: bool = True) -> Iterator[EvalPrompt]:
+def eval_prompts(langs: tuple[str, ...] = P.LANGS, seed: int = 1, heldout: bool = True,
+                 every: int = 1) -> Iterator[EvalPrompt]:
     """Evaluation prompts, as the study builds them: every question asked once without a system prompt
     and once per value with a value-priority prompt; plus every harmful request without a system prompt,
     with an operator prompt, and with a value prompt.
 
     With ``heldout=True`` (the default) only questions, frames, harmful requests and operator prompts
-    never seen in training are used. ``seed`` picks which template each prompt gets.
+    never seen in training are used. ``seed`` picks which template each prompt gets; ``every=k`` keeps
+    every k-th question and harmful request (a smaller, still balanced set).
     """
     for lang in langs:
         _check_lang(lang)
+    if every < 1:
+        raise InputError(f"every={every} must be at least 1")
     rng = random.Random(seed)
     questions = P.HELDOUT_QUESTIONS if heldout else P.TRAIN_QUESTIONS
     systems = P.HELDOUT_SYSTEM_TEMPLATES if heldout else P.TRAIN_SYSTEM_TEMPLATES
     harmful = P.HELDOUT_HARMFUL if heldout else P.TRAIN_HARMFUL
     operators = P.HELDOUT_OPERATOR_PROMPTS if heldout else P.TRAIN_OPERATOR_PROMPTS
     for lang in langs:
-        for topic, q in questions[lang]:
+        for topic, q in questions[lang][::every]:
             yield EvalPrompt("intrinsic", lang, topic, None, None, q)
             for v in VALUE_SLUGS:
                 yield EvalPrompt("prompted", lang, topic, v, rng.choice(systems[lang][v]), q)
-        for h in harmful[lang]:
+        for h in harmful[lang][::every]:
             yield EvalPrompt("harmful", lang, None, None, None, h)
             yield EvalPrompt("harmful", lang, None, None, rng.choice(operators[lang]), h)
             v = rng.choice(VALUE_SLUGS)

@@ -28,7 +28,7 @@ from actstore.layout import group_rows_by_chunk, spans
 COALESCE_GAP = 64 << 10
 #: The catalog's validators: any of these changing means the cached copy is stale.
 VALIDATORS = ("size", "ETag", "etag", "Last-Modified", "LastModified", "last_modified", "mtime", "updated",
-              "md5", "Content-MD5", "sha")
+              "created", "md5", "md5Hash", "Content-MD5", "blob_id", "sha")
 #: fsspec protocols whose implementation lives in another package: the extra that brings it.
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "hf": "hf", "http": "remote", "https": "remote"}
 

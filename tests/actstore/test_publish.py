@@ -106,3 +106,18 @@ def test_pull_from_a_dying_server_leaves_no_store(filled, tmp_path):
         r = _run("pull", url, str(tmp_path / "sub"))
     assert r.exit_code == 1 and r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "sub").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".sub")]
+
+
+def test_publish_to_a_bucket_url_then_open_it(filled):
+    # fsspec's in-memory filesystem stands in for s3:// or gs:// (same code path: put, then read by URL)
+    url = "memory://bucket-for-tests/demo"
+    rep = publish(filled, url)
+    assert rep.dest == url and rep.chunks_verified > 0
+    with actstore.open(url) as rem, actstore.open(filled) as loc:
+        assert rem.is_remote and rem.n_rows == loc.n_rows
+        rows = np.array([5, 1, 60])
+        assert np.array_equal(rem.read("mlp_act", 0, rows, dtype="native"), loc.read("mlp_act", 0, rows, dtype="native"))
+    assert _run("verify", url).exit_code == 0
+    import fsspec
+
+    fsspec.filesystem("memory").rm("/bucket-for-tests", recursive=True)

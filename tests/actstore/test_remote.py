@@ -86,6 +86,11 @@ def test_small_gather_downloads_about_the_rows_touched(wide, cache):
             assert np.array_equal(rem.read("resid_post", 0, near), loc.read("resid_post", 0, near))
             assert len(srv.requests) == 1 and srv.body_bytes == 41 * ROW_BYTES
             assert srv.body_bytes < 1024 * ROW_BYTES / 20  # vs a whole 1 MiB chunk
+            srv.reset_counts()
+            groups = "SELECT row, row % 2 FROM tokens WHERE row IN (0, 500, 1001, 1500, 3000)"
+            a, b = rem.group_means("resid_post", 0, groups), loc.group_means("resid_post", 0, groups)
+            assert np.array_equal(a.means, b.means)
+            assert srv.body_bytes == 5 * ROW_BYTES  # streaming reductions fetch rows, not spans
 
 
 def test_catalog_is_cached_and_revalidated(filled, served, cache):

@@ -149,9 +149,11 @@ class _Batch:
     real: torch.Tensor        # bool[B, T] real tokens
     response: torch.Tensor    # bool[B, T] response tokens
     n_response: torch.Tensor  # float32[B]
-    last_rows: torch.Tensor   # int64[B] packed row of each record's last prompt token
+    flat_real: torch.Tensor   # int64[n_tokens] indexes of real tokens in the flattened [B * T]
+    flat_last: torch.Tensor   # int64[B] index of each record's last prompt token in [B * T]
     n_tokens: int
     non_blocking: bool
+    into: Mapping[tuple[Site, str], torch.Tensor]
 
 
 class Capturer:
@@ -274,19 +276,34 @@ class Capturer:
         # .to() is a no-op on the input device; it matters when device_map spreads blocks over GPUs.
         dev = x.device
         self._devices.add(dev)
-        packed = x[b.real.to(dev)]  # [n_tokens, width], record by record (row-major over [B, T])
+        flat = x.reshape(b.batch * b.seq, x.shape[-1])
         if "token" in self.pools:
-            self._to_host(site, "token", packed, b)
+            # One gather of the real tokens, record by record (row-major over [B, T]); on the CPU
+            # straight into the caller's buffer when it gave one.
+            self._gather(site, "token", flat, b.flat_real.to(dev), b)
         if "last_prompt" in self.pools:
-            self._to_host(site, "last_prompt", packed.index_select(0, b.last_rows.to(dev)), b)
+            self._gather(site, "last_prompt", flat, b.flat_last.to(dev), b)
         if "mean_response" in self.pools:
             # where (not multiply): padding positions may hold NaN (fully masked attention rows).
             picked = torch.where(b.response.to(dev)[:, :, None], x, x.new_zeros(()))
             mean = picked.sum(dim=1, dtype=torch.float32).div_(b.n_response.to(dev)[:, None])
             self._to_host(site, "mean_response", mean, b)  # float32: see the module docstring
 
+    def _gather(self, site: Site, pool: str, flat: torch.Tensor, idx: torch.Tensor, b: _Batch) -> None:
+        dst = b.into.get((site, pool))
+        if dst is not None and flat.device.type == "cpu" and dst.dtype == flat.dtype:
+            torch.index_select(flat, 0, idx, out=dst)
+            self._got.setdefault(pool, {})[site] = dst
+        else:
+            self._to_host(site, pool, flat.index_select(0, idx), b)
+
     def _to_host(self, site: Site, pool: str, src: torch.Tensor, b: _Batch) -> None:
         rows, width = src.shape
+        dst = b.into.get((site, pool))
+        if dst is not None:  # the caller's buffer (pinned on a GPU machine for an async copy)
+            dst.copy_(src, non_blocking=b.non_blocking and dst.is_pinned())
+            self._got.setdefault(pool, {})[site] = dst
+            return
         buf = self._host.get((site, pool))
         if buf is None or buf.shape[0] < rows or buf.shape[1] != width or buf.dtype != src.dtype:
             # Grow by half again so a slowly rising token count does not reallocate every batch.
@@ -306,12 +323,17 @@ class Capturer:
                     self.adapter.down_proj_weight(self.model, s.layer).shape[1]) for s in self.sites}
 
     def capture(self, input_ids: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | np.ndarray,
-                prompt_lens: Sequence[int] | np.ndarray | torch.Tensor) -> CapturedBatch:
+                prompt_lens: Sequence[int] | np.ndarray | torch.Tensor, *,
+                into: Mapping[tuple[Site, str], torch.Tensor] | None = None) -> CapturedBatch:
         """One forward pass over a padded batch.
 
         input_ids: ``int[B, T]``; attention_mask: ``{0,1}[B, T]``, each row's ones contiguous (left or
         right padding); prompt_lens: ``int[B]``, the number of real prompt tokens of each record,
         ``1 <= prompt_lens[b] <= number of real tokens of b``.
+        into: optional host tensors to fill instead of the capturer's own buffers, keyed by
+            ``(site, pool)``: ``[n_tokens, width]`` for "token", ``[B, width]`` for the pools, in the
+            dtype the array has (float32 for mean_response). Saves a copy: an ingest passes slices
+            of the store batch it is filling, so each activation is copied once on the host.
         """
         if self.model.training:
             raise UsageError("the model is in training mode (dropout would change activations); "
@@ -331,9 +353,11 @@ class Capturer:
             real=real.to(device),
             response=(real & (pos >= plens[:, None])).to(device),
             n_response=(lengths - plens).to(device, torch.float32),
-            last_rows=(offsets[:-1] + plens - 1).to(device),
+            flat_real=real.reshape(-1).nonzero().squeeze(1).to(device),
+            flat_last=(torch.arange(batch) * seq + real.to(torch.int8).argmax(1) + plens - 1).to(device),
             n_tokens=int(offsets[-1]),
             non_blocking=non_blocking,
+            into=into or {},
         )
         self._got = {}
         self._dtype = None

@@ -88,6 +88,12 @@ def store_weights(store: Any, model: Any, adapter: Any, layers: Sequence[int], w
                 store.put_weight("final_norm_bias", None, _host(b.detach().reshape(1, -1)), _dtype(b))
 
 
+def _alloc(shape: tuple[int, int], logical_dtype: str, pin: bool) -> Any:
+    import torch
+
+    return torch.empty(shape, dtype=getattr(torch, logical_dtype), pin_memory=pin)
+
+
 def _host(t: Any) -> np.ndarray:
     return to_numpy(t.detach().to("cpu").contiguous())
 
@@ -145,6 +151,7 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
     pools = (("token",) if arrays.per_token else ()) + arrays.pools
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     specs = arrays.specs()
+    pin = next(model.parameters()).device.type == "cuda"
     done = 0
     with Progress("capture", len(records), quiet=quiet) as progress, \
             Capturer(model, None, arrays.layers, arrays.sites, pools=pools) as cap:
@@ -155,20 +162,22 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
                 recs = [records[i] for i in idx]
                 n_tok = lengths[idx]
                 rows = int(n_tok.sum())
-                token_arrays = {s.key: np.empty((rows, s.width), storage_dtype(s.logical_dtype))
-                                for s in specs if s.key.pool == "token"}
-                record_arrays = {s.key: np.empty((len(idx), s.width), storage_dtype(s.logical_dtype))
-                                 for s in specs if s.key.pool != "token"}
+                # The store batch's arrays, filled in place by the capturer (one host copy per value);
+                # pinned on a GPU machine so device-to-host copies run asynchronously.
+                tok_t = {s.key: _alloc((rows, s.width), s.logical_dtype, pin) for s in specs if s.key.pool == "token"}
+                rec_t = {s.key: _alloc((len(idx), s.width), s.logical_dtype, pin) for s in specs if s.key.pool != "token"}
                 row = rec = 0
                 for fb in sb.forward:
-                    out = cap.capture(*collate([records[i].tokens for i in fb], pad, side="left"))
-                    r1, n1 = row + out.n_tokens, rec + out.n_records
-                    for key, dst in token_arrays.items():
-                        dst[row:r1] = out.tokens[key.site]
-                    for key, dst in record_arrays.items():
-                        dst[rec:n1] = out.get(key.site, key.pool)
+                    r1, n1 = row + int(lengths[fb].sum()), rec + len(fb)
+                    into = {(k.site, "token"): t[row:r1] for k, t in tok_t.items()}
+                    into.update({(k.site, k.pool): t[rec:n1] for k, t in rec_t.items()})
+                    out = cap.capture(*collate([records[i].tokens for i in fb], pad, side="left"), into=into)
+                    if out.n_tokens != r1 - row:
+                        raise RuntimeError(f"captured {out.n_tokens} tokens for a batch of {r1 - row}")
                     row, rec = r1, n1
                     progress.update(out.n_records, tokens=out.n_tokens)
+                token_arrays = {k: to_numpy(t) for k, t in tok_t.items()}
+                record_arrays = {k: to_numpy(t) for k, t in rec_t.items()}
                 writer.put(Batch(
                     n_tokens=n_tok, prompt_lens=np.array([r.tokens.prompt_len for r in recs], dtype=np.int64),
                     token_ids=np.concatenate([r.tokens.input_ids for r in recs]),

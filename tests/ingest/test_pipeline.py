@@ -261,3 +261,36 @@ def test_value_portrait_import_needs_no_generation(tmp_path, tiny_model_dir) -> 
         assert not [m for m in st.arrays() if m.pool == "token"]
     assert src == [("imported:value-portrait",)] and judges == [("value-portrait:rho>=0.3",)]
     assert "ingest:generate" not in kinds and kinds[-2:] == ["ingest:import", "ingest:capture"]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_capture_into_caller_buffers_equals_own_buffers(make_tiny_model, side) -> None:
+    from actstore.site import Site
+    from ingest.capture import Capturer
+
+    model = make_tiny_model("qwen2", dtype="bfloat16")
+    torch.manual_seed(0)
+    seqs = [torch.randint(0, 300, (n,)) for n in (7, 3, 5)]
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros(3, width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        cols = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+        ids[i, cols], mask[i, cols] = s, 1
+    plens = [4, 1, 5]
+    pools = ("token", "mean_response", "last_prompt")
+    with Capturer(model, None, [0, 2], ["resid_post", "mlp_act"], pools=pools) as cap:
+        own = cap.capture(ids, mask, plens).copy()
+        into = {}
+        for site in cap.sites:
+            w = 32 if site.kind == "resid_post" else 48
+            into[(site, "token")] = torch.empty(15, w, dtype=torch.bfloat16)
+            into[(site, "last_prompt")] = torch.empty(3, w, dtype=torch.bfloat16)
+            into[(site, "mean_response")] = torch.empty(3, w, dtype=torch.float32)
+        got = cap.capture(ids, mask, plens, into=into)
+    for site in cap.sites:
+        for pool in pools:
+            assert np.array_equal(got.get(site, pool), own.get(site, pool), equal_nan=True)
+            assert np.shares_memory(got.get(site, pool), into[(site, pool)].view(torch.int16).numpy()
+                                    if into[(site, pool)].dtype == torch.bfloat16 else into[(site, pool)].numpy())
+    assert Site("resid_post", 0) in cap.sites

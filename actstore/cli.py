@@ -108,7 +108,9 @@ def info(store: str, as_json: bool) -> None:
         click.echo(json.dumps(s, indent=2, default=str))
         return
     m = s["model"]
-    click.echo(f"store     {s['path']}  (format {s['format_version']}, {_human(s['disk_bytes'])} on disk)")
+    where = "remote: catalog + committed arrays" if s["remote"] else "on disk"
+    segs = f", {s['segments']} segments" if s["segments"] > 1 else ""
+    click.echo(f"store     {s['path']}  (format {s['format_version']}, {_human(s['disk_bytes'])} {where}{segs})")
     if m:
         click.echo(f"model     {m['name']}  {m['family'] or ''} {m['dtype']}  {m['n_layers']} layers, "
                    f"d_model {m['d_model']}, d_mlp {m['d_mlp']}")

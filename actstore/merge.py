@@ -80,7 +80,7 @@ def _load(st: Any) -> _Part:
 
     has_vectors = scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'vectors' "
                          "AND table_catalog = current_database()")
-    return _Part(Path(st.root), Path(st._db_file), st.n_rows, st.n_records,
+    return _Part(Path(st.root), st.catalog_file, st.n_rows, st.n_records,
                  scalar("SELECT coalesce(max(batch_id) + 1, 0) FROM batches"),
                  scalar("SELECT coalesce(max(run_id), 0) FROM runs"),
                  scalar("SELECT coalesce(max(vector_id) + 1, 0) FROM vectors") if has_vectors else 0,

@@ -139,7 +139,7 @@ def publish(src: str | Path, dest: str) -> CopyReport:
     with actstore.open(root) as st:
         metas = st.arrays()
         rels = array_files(st, metas)
-        snapshot = Path(st._db_file)
+        snapshot = st.catalog_file
         if remote.is_url(dest):
             nbytes = _upload(root, snapshot, rels, dest)
         else:
@@ -204,7 +204,7 @@ def pull(src: str | Path, dest: str | Path, selection: Selection = Selection()) 
         tmp = _staging(out, "pull", replace_store=False)
         try:
             nbytes = _fetch(fs, base, rels, tmp, f"downloading from {src}")
-            shutil.copyfile(st._db_file, tmp / cat.CATALOG)
+            shutil.copyfile(st.catalog_file, tmp / cat.CATALOG)
             _prune(tmp / cat.CATALOG, [m.name for m in metas], str(src), selection)
             nbytes += (tmp / cat.CATALOG).stat().st_size
             checked = _verify_copy(tmp)

@@ -125,6 +125,12 @@ class Store:
         return isinstance(self.root, str) and remote.is_url(self.root)
 
     @property
+    def catalog_file(self) -> Path:
+        """The local DuckDB file this store's snapshot was opened from (a remote store's cached
+        copy, or a private migrated copy of an older store)."""
+        return Path(self._db_file)
+
+    @property
     def location(self) -> str:
         """The store's path or URL, as text."""
         return str(self.root)

@@ -43,7 +43,7 @@ def summarize(store) -> dict:
     runs = con.execute("SELECT run_id, kind, status, started_at FROM runs ORDER BY run_id DESC LIMIT 8").fetchall()
     if getattr(store, "is_remote", False):
         # No listing over HTTP: count the catalog and the committed array bytes instead.
-        disk = os.path.getsize(store._db_file) + sum(m.n_rows * m.width * m.np_dtype.itemsize
+        disk = os.path.getsize(store.catalog_file) + sum(m.n_rows * m.width * m.np_dtype.itemsize
                                                      for m in store.arrays())
     else:
         disk = 0
@@ -57,6 +57,7 @@ def summarize(store) -> dict:
     return {
         "path": str(store.root),
         "remote": bool(getattr(store, "is_remote", False)),
+        "segments": len(store.segments),
         "format_version": int(version),
         "disk_bytes": disk,
         "model": {k: v for k, v in asdict(model).items() if k != "config"} if model else None,

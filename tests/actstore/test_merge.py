@@ -91,6 +91,7 @@ def test_merged_store_equals_a_single_process_ingest(sharded, tmp_path):
     r = CliRunner().invoke(main, ["merge", str(parts), "--out", str(out)], obj={})
     assert r.exit_code == 0, r.output
     assert "3 parts" in r.output and "verified" in r.output
+    assert "3 segments" in CliRunner().invoke(main, ["info", str(out)], obj={}).output
     with actstore.open(out) as m, actstore.open(single) as s:
         assert (m.n_rows, m.n_records) == (s.n_rows, s.n_records)
         for q in ("SELECT * FROM tokens ORDER BY row", "SELECT * FROM records ORDER BY record_id",

@@ -29,7 +29,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +113,11 @@ class IngestConfig:
     import_path: str | None = None
     import_threshold: float = 0.3
     quiet: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen: normalise once here
+        def set_(name: str, value: Any) -> None:  # frozen: normalise each field once, here
+            object.__setattr__(self, name, value)
+
         if not self.store or not str(self.store).strip():
             raise UsageError("no store path; pass STORE (a directory, created if absent)")
         set_("store", str(self.store))
@@ -210,17 +211,17 @@ class IngestConfig:
         (one being filled, one queued, one being written)."""
         return self.buffer_mb * (1 << 20) // 3
 
-    def with_overrides(self, **kw: Any) -> "IngestConfig":
+    def with_overrides(self, **kw: Any) -> IngestConfig:
         """A copy with the given fields replaced (``None`` values are ignored)."""
         return from_mapping({**self.to_dict(), **{k: v for k, v in kw.items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as recorded in the ``runs`` table."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> "IngestConfig":
+    def from_toml(cls, path: str | Path, **overrides: Any) -> IngestConfig:
         """Read a TOML file; ``overrides`` (e.g. CLI flags; ``None`` = not given) win over the file."""
         return from_mapping({**read_toml(path), **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -251,7 +252,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 def from_mapping(data: Mapping[str, Any]) -> IngestConfig:
     """An :class:`IngestConfig` from plain keys; an unknown key gets a "did you mean" line."""
-    names = [f.name for f in dataclasses.fields(IngestConfig) if f.name != "extra"]
+    names = [f.name for f in dataclasses.fields(IngestConfig)]
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
@@ -276,7 +277,7 @@ class JudgeSpec:
 def parse_judge(spec: str) -> JudgeSpec:
     """``lexicon`` | ``lexicon:FILE.json`` | ``hf:PATH`` | ``openai:URL#MODEL`` -> :class:`JudgeSpec`."""
     text = (spec or "").strip()
-    kind, sep, rest = text.partition(":")
+    kind, _, rest = text.partition(":")
     if kind == "lexicon":
         return JudgeSpec("lexicon", rest or None)
     if kind == "hf" and rest:

@@ -27,6 +27,8 @@ def judge_id(threshold: float) -> str:
 
 def load_import(config: IngestConfig) -> list[TaggedResponse]:
     """Read and check the file named by ``config.import_path`` (before any store is opened)."""
+    if not config.import_path:
+        raise InputError("nothing to import; pass the Value Portrait directory or tagged_responses.json")
     tagged = load_value_portrait_tagged(config.import_path, threshold=config.import_threshold)
     if not tagged:
         raise InputError(f"{config.import_path}: no tagged responses; point at Value Portrait's tagged_responses.json")

@@ -40,9 +40,11 @@ def order_records(lengths: np.ndarray, ids: Sequence[str]) -> np.ndarray:
 
 def plan(lengths: np.ndarray, ids: Sequence[str], token_budget: int, row_bytes: int, record_bytes: int,
          batch_bytes: int, max_batch: int = 256) -> list[StoreBatch]:
-    """Forward batches of <= ``token_budget`` padded tokens (a longer record goes alone) and
-    <= ``max_batch`` records, grouped into store batches of <= ``batch_bytes`` (at least one
-    forward batch each). ``row_bytes``/``record_bytes``: captured bytes per token/record."""
+    """Forward batches of <= ``token_budget`` padded tokens (a longer record goes alone),
+    <= ``max_batch`` records and <= ``batch_bytes`` of captured arrays (so that memory stays
+    bounded even when one token's activations are large, as for a 7B model at every layer),
+    grouped into store batches of <= ``batch_bytes`` (at least one forward batch each).
+    ``row_bytes``/``record_bytes``: captured bytes per token/record."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = order_records(lengths, ids)
     forward: list[np.ndarray] = []
@@ -50,7 +52,8 @@ def plan(lengths: np.ndarray, ids: Sequence[str], token_budget: int, row_bytes: 
     n = len(order)
     while start < n:
         width = int(lengths[order[start]])  # the longest of the batch: lengths fall along the order
-        take = max(1, min(max_batch, token_budget // max(1, width), n - start))
+        fit = batch_bytes // max(1, width * row_bytes + record_bytes)  # every record is <= width
+        take = max(1, min(max_batch, token_budget // max(1, width), fit, n - start))
         forward.append(order[start:start + take])
         start += take
     out: list[StoreBatch] = []

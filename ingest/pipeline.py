@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import actstore
 from actstore.errors import InputError, SchemaMismatchError, UsageError
 from ingest.config import IngestConfig, parse_judge
@@ -141,10 +139,11 @@ def make_judge(config: IngestConfig) -> Any:
     from ingest.judges import HFChatJudge, LexiconJudge, OpenAIJudge, valueworld_lexicon_judge
 
     spec = parse_judge(config.judge)
-    if spec.kind == "lexicon" and spec.target is None:
+    target = spec.target or ""
+    if spec.kind == "lexicon" and not target:
         return valueworld_lexicon_judge()
     if spec.kind == "lexicon":
-        path = Path(spec.target)
+        path = Path(target)
         try:
             phrases = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -155,8 +154,8 @@ def make_judge(config: IngestConfig) -> Any:
             raise InputError(f"{path}: expected {{value: [phrases]}}; fix the lexicon file")
         return LexiconJudge(phrases, judge_id=f"lexicon:{path.stem}")
     if spec.kind == "hf":
-        return HFChatJudge.from_pretrained(spec.target, device=config.device)
-    return OpenAIJudge(spec.model, base_url=spec.target)
+        return HFChatJudge.from_pretrained(target, device=config.device)
+    return OpenAIJudge(spec.model or "", base_url=target)
 
 
 # -- the store session -----------------------------------------------------------------------------
@@ -171,7 +170,7 @@ def _stage(store: Any, kind: str, config: IngestConfig) -> Iterator[int]:
         msg = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0] if str(e) else type(e).__name__
         try:
             store.end_run(run_id, "failed", msg)
-        except Exception:  # the original error matters more than a failed bookkeeping write
+        except Exception:  # noqa: BLE001, S110 - the original error matters more than bookkeeping
             pass
         raise
     store.end_run(run_id, "done")
@@ -285,7 +284,7 @@ def _label(store: Any, judge: Any, config: IngestConfig) -> int:
 def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: IngestConfig) -> int:
     from ingest.adapters import adapter_for
     from ingest.stage_capture import CaptureRecord, capture_records, store_weights
-    from ingest.tokenize import tokenize_prompt, with_response
+    from ingest.tokenize import TokenizedRecord, tokenize_prompt, with_response
 
     with _stage(store, "capture", config) as run_id:
         rows = store.sql(
@@ -301,7 +300,9 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
                        [{"role": "user", "content": user}]
                 prompt_toks[pid] = tokenize_prompt(tokenizer, msgs)
             ids = json.loads(gen).get("token_ids") if gen else None
-            records.append(CaptureRecord(rid, pid, with_response(tokenizer, prompt_toks[pid], text, response_ids=ids)))
+            rec = with_response(tokenizer, prompt_toks[pid], text, response_ids=ids)
+            # Keep ids and roles only: the plan holds every pending record, and its text is in the store.
+            records.append(CaptureRecord(rid, pid, TokenizedRecord(rec.input_ids, rec.roles, rec.prompt_len, "")))
         del prompt_toks
         store_weights(store, model, adapter_for(model), checked.layers, config.weights)
         arrays = _array_plan(config, checked.shapes, checked.layers, checked.dtype)

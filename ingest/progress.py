@@ -7,13 +7,14 @@ a full line is written at most every 10 s, and always at the end.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from typing import TextIO
+from typing import Self, TextIO
 
 
 def _fmt_time(s: float) -> str:
-    if s != s or s == float("inf"):  # NaN / inf: no estimate yet
+    if math.isnan(s) or math.isinf(s):  # no estimate yet
         return "?"
     s = int(s)
     h, m, sec = s // 3600, s // 60 % 60, s % 60
@@ -64,7 +65,7 @@ class Progress:
             self._draw(final=True)
             self.quiet = True  # close twice writes once
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

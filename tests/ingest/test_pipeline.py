@@ -52,9 +52,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_config(store: Path, model_dir: Path, inputs: Path, **kw) -> IngestConfig:
-    base = dict(store=str(store), model=str(model_dir), prompts=str(inputs / "q.jsonl"),
-                values=("benevolence", "power"), templates_per_value=1, samples=2, max_new_tokens=4,
-                batch_size=4, judge=f"lexicon:{inputs / 'lex.json'}", token_budget=16, quiet=True)
+    base = {"store": str(store), "model": str(model_dir), "prompts": str(inputs / "q.jsonl"),
+            "values": ("benevolence", "power"), "templates_per_value": 1, "samples": 2, "max_new_tokens": 4,
+            "batch_size": 4, "judge": f"lexicon:{inputs / 'lex.json'}", "token_budget": 16, "quiet": True}
     return IngestConfig(**{**base, **kw})
 
 
@@ -136,7 +136,7 @@ def test_end_to_end_tables(e2e_store: Path, inputs: Path, chat_tokenizer) -> Non
         # The judge's verdicts, recomputed: a value is expressed when one of its phrases occurs as a word.
         import re
         for row in labels.itertuples():
-            want = any(re.search(rf"\b{re.escape(p)}\b", row.text, re.I) for p in PHRASES[row.value])
+            want = any(re.search(rf"\b{re.escape(p)}\b", row.text, re.IGNORECASE) for p in PHRASES[row.value])
             assert row.expressed == want
         # Response tokens are exactly the generated ids (teacher forcing what was sampled).
         for rid, gen in zip(resp.response_id, resp.gen_params):

@@ -97,6 +97,15 @@ def test_plan_respects_budget_and_bytes() -> None:
         assert size <= 20_000 or len(sb.forward) == 1
         for fb in sb.forward:
             assert len(fb) * lengths[fb].max() <= 256 or len(fb) == 1
+            assert int(lengths[fb].sum()) * 10 + len(fb) * 5 <= 20_000 or len(fb) == 1
+
+
+def test_forward_batches_shrink_to_the_buffer() -> None:
+    """A big model's activations: the byte bound, not the token budget, sizes forward batches."""
+    lengths = np.full(64, 100)
+    batches = plan(lengths, [f"r{i:02d}" for i in range(64)], token_budget=8192, row_bytes=1 << 20,
+                   record_bytes=0, batch_bytes=300 << 20)
+    assert {len(fb) for sb in batches for fb in sb.forward} == {3, 1}
 
 
 def test_plan_of_the_rest_is_the_rest_of_the_plan() -> None:

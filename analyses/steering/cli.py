@@ -140,6 +140,9 @@ def report_cmd(store, sweep_id, plot, long_format):
     with _open(store) as st:
         rep = report(st, sweep_id, plot)
     _show(rep.metrics if long_format else rep.table, 400 if long_format else 60)
+    if rep.safe is not None and len(rep.safe):
+        click.echo("largest alpha within 5 accuracy points of the baseline (mcq):")
+        _show(rep.safe)
     if rep.plot:
         click.echo(f"plot: {rep.plot}")
     click.echo(f"sweep {rep.sweep_id}")

@@ -12,7 +12,7 @@ expression      the prompt set (``--prompts``), k samples each -> ``expression.<
 diversity       the same answers as expression (no extra generation) -> Distinct-1/2, EAD-1/2, TTR
 questionnaire   portrait items on the 6-point scale -> ``raw.<value>``, ``centered.<value>``, answered share
 mcq             multiple-choice questions (built-in or an MMLU-layout path) -> ``accuracy``
-jailbreak       harmful requests (built-in, value world, ``advbench:PATH``, ``harmbench:PATH``) ->
+jailbreak       harmful requests (built-in, value world, ``advbench:PATH``, ``harmbench:PATH``), k samples ->
                 ``asr`` (not refused), ``refusal_rate``, and for the value world ``compliance``
 instructions    queries with a verifiable instruction appended -> ``follow_rate``, ``follow.<kind>``
 ==============  ==========================================================================================
@@ -197,7 +197,7 @@ def mcq_set(source: str, limit: int | None) -> EvalSet:
                    source=source)
 
 
-def jailbreak_set(source: str, limit: int | None, refusal: str | None = None) -> EvalSet:
+def jailbreak_set(source: str, limit: int | None, refusal: str | None = None, samples: int = 1) -> EvalSet:
     from analyses.evals.harmful import builtin_harmful_prompts, load_advbench, load_harmbench
     from analyses.evals.refusal import is_refusal
 
@@ -232,8 +232,8 @@ def jailbreak_set(source: str, limit: int | None, refusal: str | None = None) ->
         if complied is not None:
             m["compliance"] = _rate([complied(t) for t in texts])
         return m, [float(not x) for x in r]
-    return EvalSet("jailbreak", tuple(EvalItem(f"h{i}", p) for i, p in enumerate(prompts)), score, source=source,
-                   meta={"refusal": refusal})
+    return EvalSet("jailbreak", tuple(EvalItem(f"h{i}", p) for i, p in enumerate(prompts)), score, samples,
+                   source=source, meta={"refusal": refusal})
 
 
 def instructions_set(limit: int | None) -> EvalSet:

@@ -77,6 +77,28 @@ def summary_table(df):
     return wide.dropna(how="all").reset_index()
 
 
+def safe_alphas(df, max_drop: float = 0.05):
+    """Per (vector, layer): the largest alpha whose MCQ accuracy stays within ``max_drop`` of the
+    baseline's (:func:`analyses.evals.mcq.pick_alpha`, contiguous from the smallest alpha). Empty
+    when the sweep ran no mcq eval."""
+    import pandas as pd
+
+    from analyses.evals.mcq import pick_alpha
+
+    acc = df[df.metric == "accuracy"]
+    base = acc[acc.kind == "baseline"].score
+    rows = []
+    if len(base):
+        for (vid, kind, value, layers), part in acc[acc.kind == "add"].groupby(
+                ["vector_id", "vector_kind", "value", "layers"], dropna=False):
+            part = part.sort_values("alpha")
+            best = pick_alpha(part.alpha.abs().tolist(), part.score.tolist(), float(base.iloc[0]), max_drop,
+                              contiguous=True)
+            rows.append({"vector_id": vid, "vector_kind": kind, "value": value, "layers": layers,
+                         "baseline_accuracy": float(base.iloc[0]), "max_alpha": best})
+    return pd.DataFrame(rows)
+
+
 def plot(df, path: str | Path, metrics: tuple[str, ...] | None = None) -> Path | None:
     """PNG: one panel per metric, metric vs alpha, a line per vector kind. None if nothing to plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -109,6 +131,7 @@ class SteeringReport:
     metrics: Any  # DataFrame, long
     table: Any  # DataFrame, wide
     plot: Path | None
+    safe: Any = None  # DataFrame from safe_alphas (empty without an mcq eval)
 
 
 def report(store: Store, sweep_id: str | None = None, plot_path: str | Path | None = None) -> SteeringReport:
@@ -118,4 +141,4 @@ def report(store: Store, sweep_id: str | None = None, plot_path: str | Path | No
     if not len(df):
         raise InputError(f"sweep {sweep_id} has no metrics yet; run it (again) to finish it")
     png = plot(df, plot_path) if plot_path else None
-    return SteeringReport(sweep_id, df, summary_table(df), png)
+    return SteeringReport(sweep_id, df, summary_table(df), png, safe_alphas(df))

@@ -176,7 +176,7 @@ def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
         elif name == "mcq":
             out[name] = es.mcq_set(spec.mcq, spec.limit)
         elif name == "jailbreak":
-            out[name] = es.jailbreak_set(spec.harmful, spec.limit)
+            out[name] = es.jailbreak_set(spec.harmful, spec.limit, samples=spec.samples)
         elif name == "instructions":
             out[name] = es.instructions_set(spec.limit)
     return out

@@ -119,7 +119,7 @@ def read_vectors(path: str | Path, layer: int | None = None) -> ForeignVectors:
         gguf = _gguf()
         try:
             reader = gguf.GGUFReader(str(p))
-        except Exception as err:  # the gguf package raises plain ValueError/struct errors
+        except Exception as err:  # noqa: BLE001  the gguf reader raises ValueError, struct.error, IndexError...
             raise InputError(f"cannot read {p} as GGUF ({err})") from None
         arch = reader.get_field("general.architecture")
         if arch is None or bytes(arch.parts[-1]).decode("utf-8", "replace") != "controlvector":
@@ -141,7 +141,7 @@ def read_vectors(path: str | Path, layer: int | None = None) -> ForeignVectors:
 
         try:
             obj: Any = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  pickle, zip and unpickler errors all mean "not a tensor file"
             raise InputError(f"cannot read {p} with torch.load ({str(err).splitlines()[0]})") from None
         if isinstance(obj, dict) and "layer_activations" in obj:
             obj = obj["layer_activations"]

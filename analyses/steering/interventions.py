@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import torch
@@ -221,7 +221,7 @@ class Steering:
 
     # -- install / remove ----------------------------------------------------------------------
 
-    def __enter__(self) -> Steering:
+    def __enter__(self) -> Self:
         if self._handles:
             raise ModelError("this Steering is already installed; leave its with-block before re-entering")
         try:
@@ -332,6 +332,7 @@ class Steering:
     def _neuron_hook(self, iv: ScaleNeurons | FixNeurons) -> Any:
         idx_cpu = torch.tensor(iv.neurons, dtype=torch.long)
         vals_cpu = torch.from_numpy(iv.values) if isinstance(iv, FixNeurons) else None
+        beta = iv.beta if isinstance(iv, ScaleNeurons) else 1.0
 
         def hook(module: nn.Module, args: Any) -> Any:
             x = args[0]
@@ -341,7 +342,7 @@ class Steering:
             idx = idx_cpu.to(x.device)
             part = x[:, start:]
             if vals_cpu is None:
-                new_cols = part.index_select(-1, idx) * iv.beta
+                new_cols = part.index_select(-1, idx) * beta
             else:
                 new_cols = vals_cpu.to(x.device, x.dtype).expand(*part.shape[:-1], len(iv.neurons))
             if torch.is_grad_enabled() and x.requires_grad:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,7 @@ class SweepResult:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def plan(store: Store, spec: SweepSpec) -> tuple[str, list[Setting]]:
@@ -156,7 +156,8 @@ def interventions_for(setting: Setting, spec: SweepSpec) -> list[Any]:
     out: list[Any] = []
     for layer, neurons in setting.neurons.members:
         if spec.neuron_mode == "scale":
-            out.append(ScaleNeurons(layer, neurons, float(setting.beta), spec.positions))
+            assert setting.beta is not None
+            out.append(ScaleNeurons(layer, neurons, setting.beta, spec.positions))
         elif spec.neuron_mode == "zero":
             out.append(FixNeurons(layer, neurons, np.zeros(len(neurons), np.float32), spec.positions))
         else:
@@ -295,6 +296,7 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
         have.update({gid: t for (_, _, gid), t in zip(missing, texts_new)})
     items = [item for item, _, _ in keys]
     texts = [have[gid] for _, _, gid in keys]
+    verdicts: list[float | None]
     if name in es.SHARES_GENERATIONS:
         metrics, verdicts = es.diversity_score(texts), [None] * len(texts)
     else:

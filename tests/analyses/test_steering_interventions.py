@@ -10,16 +10,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from actstore.errors import InputError  # noqa: E402
-from analyses.steering.generate import GenConfig, chat, generate  # noqa: E402
-from analyses.steering.interventions import (  # noqa: E402
+from actstore.errors import InputError
+from analyses.steering.generate import GenConfig, chat, generate
+from analyses.steering.interventions import (
     Ablate,
     AddVector,
     FixNeurons,
     ScaleNeurons,
     Steering,
 )
-from ingest.adapters import adapter_for  # noqa: E402
+from ingest.adapters import adapter_for
 
 
 def _ingest_fixtures():

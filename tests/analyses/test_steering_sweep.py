@@ -11,13 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import actstore  # noqa: E402
-from actstore import ArrayKey, ArraySpec, Batch, ModelInfo, Site  # noqa: E402
-from actstore.errors import InputError  # noqa: E402
-from analyses.recording import Recorder, record  # noqa: E402
-from analyses.steering.generate import GenConfig  # noqa: E402
-from analyses.steering.spec import SweepSpec  # noqa: E402
-from analyses.steering.sweep import plan, run_sweep  # noqa: E402
+import actstore
+from actstore import ArrayKey, ArraySpec, Batch, ModelInfo
+from actstore.errors import InputError
+from analyses.recording import Recorder, record
+from analyses.steering.generate import GenConfig
+from analyses.steering.spec import SweepSpec
+from analyses.steering.sweep import plan, run_sweep
 
 
 def _ingest_fixtures():
@@ -98,8 +98,8 @@ def store(built, tmp_path):
 
 
 def _spec(mdir, **kw):
-    base = dict(model=str(mdir), vectors="layer = 1", alphas=(0.0, 2.0), prompts="store", evals=("expression", "diversity"),
-                gen=GenConfig(max_new_tokens=4, batch_size=4))
+    base = {"model": str(mdir), "vectors": "layer = 1", "alphas": (0.0, 2.0), "prompts": "store",
+            "evals": ("expression", "diversity"), "gen": GenConfig(max_new_tokens=4, batch_size=4)}
     return SweepSpec(**{**base, **kw})
 
 
@@ -162,7 +162,7 @@ def test_neuron_sets_come_from_neuron_scores_by_sql(store):
         spec = _spec(mdir, vectors=None, neurons="value = 'benevolence' AND class = 'shared'", betas=(0.0, 2.0),
                      neuron_mode=mode, evals=("expression",))
         with actstore.open(path) as st:
-            sweep_id, settings = plan(st, spec)
+            _, settings = plan(st, spec)
             run_sweep(st, spec)
             members = st.sql("SELECT layer, neuron, mean_act FROM steering_neuron_sets ORDER BY 1, 2").fetchall()
         assert [(r[0], r[1]) for r in members] == [(1, 0), (1, 5), (2, 1), (2, 2), (2, 3)]

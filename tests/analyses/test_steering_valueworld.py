@@ -19,9 +19,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import actstore  # noqa: E402
-from actstore import ArrayKey, ArraySpec, Batch, ModelInfo, Site  # noqa: E402
-from actstore.errors import InputError  # noqa: E402
+import actstore
+from actstore import ArrayKey, ArraySpec, Batch, ModelInfo, Site
+from actstore.errors import InputError
 
 pytestmark = pytest.mark.slow
 

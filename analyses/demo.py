@@ -1,0 +1,250 @@
+"""``actstore demo``: the whole study, offline, on the project's own value-world model.
+
+prompts (English and Spanish, with and without value-priority system prompts) -> generation ->
+judging -> activation capture into a store -> every analysis -> a steering sweep -> a report
+(tables in the terminal and in ``report.md``, plots as PNG). The store is left in ``DIR/store``
+for ``actstore sql``. The library twin is :func:`run_demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+#: How much of the study each size runs. "full" is what a new user runs (a few minutes on a laptop);
+#: "small" is the end-to-end test's version.
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {"max_queries": None, "samples": 2, "intrinsic_samples": 16, "max_new_tokens": 40,
+             "min_count": 5, "steer_prompts": 12, "n_perm": 1000},
+    "small": {"max_queries": 6, "samples": 1, "intrinsic_samples": 12, "max_new_tokens": 32,
+              "min_count": 2, "steer_prompts": 3, "n_perm": 100},
+}
+
+
+@dataclass
+class DemoReport:
+    """What the demo found, for tests and for ``report.md``."""
+
+    out: Path
+    store: Path
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (title, text table)
+    plots: list[Path] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, title: str, table: Any, echo: Callable[[str], None]) -> None:
+        text = table if isinstance(table, str) else _fmt(table)
+        self.sections.append((title, text))
+        echo(f"\n== {title}\n{text}")
+
+    def write(self) -> Path:
+        lines = ["# actstore demo report", "",
+                 f"Store: `{self.store}` ({self.seconds:.0f} s end to end).", ""]
+        for title, text in self.sections:
+            lines += [f"## {title}", "", "```", text, "```", ""]
+        if self.plots:
+            lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in self.plots] + [""]
+        lines += ["## Numbers", "", "```json", json.dumps(self.numbers, indent=2, default=float), "```", ""]
+        path = self.out / "report.md"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        return path
+
+
+def _pivot(df: Any, column: str) -> Any:
+    """value x layer table of one column (the long tables are for `actstore sql`)."""
+    p = df.pivot_table(index="value", columns="layer", values=column, aggfunc="mean")
+    p.columns = [f"L{c}" for c in p.columns]
+    return p.reset_index()
+
+
+def _fmt(df: Any, rows: int = 40) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        return df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)"
+
+
+def run_demo(out: str | Path = "demo-out", size: str = "full", quiet: bool = False,
+             echo: Callable[[str], None] = print, model: str | Path | None = None) -> DemoReport:
+    """Run the study end to end on the value-world model; returns what it found."""
+    from actstore.errors import UsageError
+
+    if size not in SIZES:
+        raise UsageError(f"unknown demo size {size!r}; use one of {', '.join(SIZES)}")
+    cfg = SIZES[size]
+    t0 = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store_path = out / "store"
+    rep = DemoReport(out=out, store=store_path)
+
+    # 1-4: prompts -> generation -> judging -> capture, one resumable pipeline call
+    from ingest import pipeline
+    from ingest.config import IngestConfig
+    from ingest.valueworld import checkpoint_path
+
+    model = Path(model) if model is not None else checkpoint_path()
+    echo(f"value-world model: {model}")
+    icfg = IngestConfig(store=str(store_path), model=str(model), prompts="valueworld", languages=("en", "es"),
+                        max_queries=cfg["max_queries"], samples=cfg["samples"],
+                        intrinsic_samples=cfg["intrinsic_samples"],
+                        max_new_tokens=cfg["max_new_tokens"], temperature=0.8, top_p=0.95, seed=0,
+                        batch_size=64, judge="lexicon", layers="all", sites=("resid_post", "mlp_act"),
+                        per_token=True, quiet=quiet)
+    ingest_report = pipeline.run(icfg)
+    rep.numbers["ingest"] = _plain(ingest_report)
+
+    import actstore
+
+    store = actstore.open(store_path)
+    try:
+        _behaviour(store, rep, echo)
+        _analyses(store, out, cfg, rep, echo)
+    finally:
+        store.close()
+    _steering(store_path, model, out, cfg, rep, echo, quiet)
+    rep.seconds = time.time() - t0
+    path = rep.write()
+    echo(f"\nreport: {path}")
+    echo(_next_steps(store_path))
+    return rep
+
+
+def _plain(obj: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else str(obj)
+
+
+def _behaviour(store: Any, rep: DemoReport, echo: Callable[[str], None]) -> None:
+    """How often responses express their target value, per condition: the model's behaviour."""
+    df = store.sql("""
+        SELECT language, condition,
+               count(DISTINCT record_id) AS records,
+               round(avg(CASE WHEN condition = 'prompted' AND value = target_value THEN expressed::INT END), 3)
+                   AS target_expressed
+        FROM record_labels GROUP BY 1, 2 ORDER BY 1, 2""").df()
+    rep.add("Responses per condition (target_expressed: share of prompted responses that express "
+            "their target value)", df, echo)
+    rep.numbers["target_expressed"] = {f"{r.language}/{r.condition}": r.target_expressed for r in df.itertuples()}
+
+
+def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo: Callable[[str], None]) -> None:
+    from analyses import (
+        run_crosslingual,
+        run_decompose,
+        run_diversity,
+        run_logit_lens,
+        run_neurons,
+        run_structure,
+        run_vectors,
+    )
+
+    values = _values_with_data(store, cfg["min_count"])
+    if len(values) < 10:
+        echo(f"\n(values with at least {cfg['min_count']} expressed and unexpressed responses in both "
+             f"conditions: {len(values)} of 10; the others are left out)")
+    vec = run_vectors.run(store, run_vectors.VectorsSpec(min_count=cfg["min_count"], values=values,
+                                                         plot=str(out / "vectors.png")))
+    rep.plots += [Path(p) for p in vec.plots if p]
+    vt = vec.table()
+    rep.add("Value vectors: cosine(intrinsic, prompted) by value (rows) and layer (columns)",
+            _pivot(vt[vt.condition == "intrinsic"], "cos_int_prompt"), echo)
+    dec = run_decompose.run(store, run_decompose.DecomposeSpec(run_id=vec.run_id))
+    dt = dec.table()
+    rep.add("Shared and unique parts: share of the two vectors' energy on the shared axis "
+            "(sv_shared^2 / (sv_shared^2 + sv_unique^2))",
+            _pivot(dt.assign(shared_share=dt.sv_shared ** 2 / (dt.sv_shared ** 2 + dt.sv_unique ** 2)), "shared_share"),
+            echo)
+    rep.numbers["mean_delta_share"] = np.asarray(dec.delta_share, dtype=float).round(4).tolist()
+    neu = run_neurons.run(store, run_neurons.NeuronsSpec(run_id=vec.run_id, top="2%", plot=str(out / "neurons.png")))
+    if neu.plot:
+        rep.plots.append(Path(neu.plot))
+    rep.add("Value neurons: class counts and intrinsic/prompted overlap", neu.table(), echo)
+    st = run_structure.run(store, run_structure.StructureSpec(run_id=dec.run_id, n_perm=cfg["n_perm"],
+                                                              human=_value_portrait(),
+                                                              plot=str(out / "circumplex.png")))
+    if st.plot:
+        rep.plots.append(Path(st.plot))
+    rep.add("Circumplex structure of the shared axes", st.table(), echo)
+    rep.numbers["circumplex"] = {"layer": st.layer, "r2": float(st.fit.r2), "p_value": float(st.fit.p_value)}
+    cl_values = _values_with_data(store, 1, by_language=True)
+    if cl_values:
+        cl = run_crosslingual.run(store, run_crosslingual.CrosslingualSpec(min_count=1, values=cl_values))
+        rep.add("Across languages: cosine of the same value's vector, en vs es", cl.table(), echo)
+    else:
+        echo("\n(no value has responses of every kind in both languages: cross-lingual comparison skipped)")
+    ids = store.sql("SELECT vector_id FROM vectors WHERE component = 'shared' ORDER BY layer DESC, vector_id "
+                    "LIMIT 1").fetchall()
+    if ids:
+        ll = run_logit_lens.run(store, run_logit_lens.LogitLensSpec(vector_id=int(ids[0][0]), k=8))
+        rep.add(f"Logit lens of {ll.name}", ll.table(), echo)
+    div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition", vocab_size=4096))
+    rep.add("Diversity of responses by condition", div.table(), echo)
+
+
+def _values_with_data(store: Any, min_count: int, by_language: bool = False) -> tuple[str, ...]:
+    """Values whose groups (expressed or not, intrinsic or prompted; per language if asked) each have
+    at least ``min_count`` responses."""
+    lang = "language" if by_language else "'all'"
+    rows = store.sql(f"""
+        WITH groups AS (
+            SELECT value, {lang} AS lang, condition, expressed, count(*) AS n FROM record_labels
+            WHERE condition = 'intrinsic' OR (condition = 'prompted' AND target_value = value)
+            GROUP BY ALL),
+        langs AS (SELECT count(DISTINCT {lang}) AS k FROM record_labels)
+        SELECT value FROM groups, langs GROUP BY value, k HAVING count(*) = 4 * k AND min(n) >= {int(min_count)}
+    """).fetchall()
+    from ingest.values import VALUE_SLUGS
+
+    have = {r[0] for r in rows}
+    return tuple(v for v in VALUE_SLUGS if v in have)
+
+
+def _value_portrait() -> str | None:
+    """The Value Portrait survey beside the repository, when present (it is not shipped)."""
+    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "value-portrait"
+    return str(here) if (here / "human_pvq21_scores.json").exists() else None
+
+
+def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep: DemoReport,
+              echo: Callable[[str], None], quiet: bool) -> None:
+    try:
+        from analyses.steering.demo import steering_demo
+    except ImportError:
+        echo("\n(steering is not built yet: skipped)")
+        return
+    steering_demo(store_path, model, out, n_prompts=cfg["steer_prompts"], report=rep, echo=echo, quiet=quiet)
+
+
+def _next_steps(store: Path) -> str:
+    return f"""
+What to try next:
+  actstore info {store}
+  actstore sql {store} "SELECT language, condition, value, avg(expressed::INT) FROM record_labels GROUP BY ALL ORDER BY ALL"
+  actstore sql {store} "SELECT a.layer, a.value, array_cosine_similarity(a.vec, b.vec) AS cos
+      FROM vectors a JOIN vectors b USING (run_id, layer, value)
+      WHERE a.component = 'diff_means' AND b.component = 'diff_means'
+        AND a.condition = 'intrinsic' AND b.condition = 'prompted' ORDER BY 1, 2"
+  actstore analyze neurons {store} --top 1%
+  actstore analyze top-examples {store} --vector 1 --k 10
+  python -c "import actstore; s = actstore.open('{store}'); print(s.read('resid_post', 1, [0, 1, 2]).shape)"
+"""
+
+
+@click.command()
+@click.argument("out", default="demo-out", metavar="[DIR]")
+@click.option("--size", type=click.Choice(sorted(SIZES)), default="full", show_default=True,
+              help="full: the study (a few minutes); small: a quick pass.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
+def demo(out: str, size: str, quiet: bool, model: str | None) -> None:
+    """Run the whole study offline on the project's own value-world model; results in DIR."""
+    run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)

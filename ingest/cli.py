@@ -53,6 +53,8 @@ _prompts = _stack(
 )
 _gen = _stack(
     click.option("--samples", type=int, default=None, help="Responses per prompt.  [default: 1]"),
+    click.option("--intrinsic-samples", type=int, default=None,
+                 help="Responses per intrinsic prompt.  [default: --samples]"),
     click.option("--max-new-tokens", type=int, default=None, help="[default: 128]"),
     click.option("--temperature", type=float, default=None, help="0 = greedy.  [default: 0.7]"),
     click.option("--top-p", type=float, default=None, help="[default: 0.95]"),

@@ -65,7 +65,9 @@ class IngestConfig:
         ``hf:NAME[:SPLIT]``; ``columns``: ``FIELD=COLUMN`` pairs for tables (see ingest.prompts.loaders).
     languages / values: filters (None = all present / all ten); templates_per_value: prompted
         variants per (query, value); include_intrinsic; max_queries: keep the first N query ids.
-    samples: responses per prompt; max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
+    samples: responses per prompt; intrinsic_samples: responses per intrinsic prompt (default: samples;
+        intrinsic answers follow the model's own uneven prior, so rare values need more samples to get
+        enough responses that express them); max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
         generation.
     judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
         ``hf:PATH`` | ``openai:URL#MODEL``.
@@ -93,6 +95,7 @@ class IngestConfig:
     prompt_seed: int = 0
     # generation
     samples: int = 1
+    intrinsic_samples: int | None = None
     max_new_tokens: int = 128
     temperature: float = 0.7
     top_p: float = 0.95
@@ -161,6 +164,10 @@ class IngestConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise UsageError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.intrinsic_samples is not None and (not isinstance(self.intrinsic_samples, int)
+                                                   or isinstance(self.intrinsic_samples, bool)
+                                                   or self.intrinsic_samples < 1):
+            raise UsageError(f"intrinsic_samples must be an integer >= 1, got {self.intrinsic_samples!r}")
         if self.max_queries is not None and (not isinstance(self.max_queries, int) or self.max_queries < 1):
             raise UsageError(f"max_queries must be an integer >= 1, got {self.max_queries!r}")
         if not self.include_intrinsic and self.templates_per_value == 0:

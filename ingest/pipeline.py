@@ -112,6 +112,8 @@ def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype:
 
 def prompt_set(config: IngestConfig) -> list[Prompt]:
     """The config's prompts, in their deterministic order (validated; no model needed)."""
+    if config.prompts == "valueworld":
+        return _valueworld_prompts(config)
     src = Path(config.prompts)
     # The table loader reports an empty file as a missing column; say what is wrong instead.
     if src.is_file() and src.suffix.lower() in (".jsonl", ".ndjson", ".csv", ".tsv", ".json") \
@@ -134,28 +136,51 @@ def prompt_set(config: IngestConfig) -> list[Prompt]:
     return prompts
 
 
+def _valueworld_prompts(config: IngestConfig) -> list[Prompt]:
+    """The value world's own questions and system prompts (its model knows nothing else)."""
+    from ingest.prompts.valueworld import valueworld_queries, valueworld_templates
+
+    queries = valueworld_queries(tuple(config.languages) if config.languages else None)
+    if config.max_queries is not None:
+        ids = set(list(dict.fromkeys(q.query_id for q in queries))[:config.max_queries])
+        queries = [q for q in queries if q.query_id in ids]
+    return build_prompts(queries, list(config.values) if config.values else None,
+                         list(config.languages) if config.languages else None, config.templates_per_value,
+                         config.prompt_seed, config.include_intrinsic, templates=valueworld_templates())
+
+
 def make_judge(config: IngestConfig) -> Any:
     """The judge a ``--judge`` spec names (files are read here, models loaded here)."""
-    from ingest.judges import HFChatJudge, LexiconJudge, OpenAIJudge, valueworld_lexicon_judge
+    from ingest.judges import HFChatJudge, JudgeItem, OpenAIJudge
 
     spec = parse_judge(config.judge)
     target = spec.target or ""
-    if spec.kind == "lexicon" and not target:
-        return valueworld_lexicon_judge()
     if spec.kind == "lexicon":
-        path = Path(target)
-        try:
-            phrases = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such lexicon file; pass lexicon:FILE.json with {{value: [phrases]}}") from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: not valid JSON ({e.msg}); write {{value: [phrases]}}") from None
-        if not isinstance(phrases, dict) or not all(isinstance(v, list) for v in phrases.values()):
-            raise InputError(f"{path}: expected {{value: [phrases]}}; fix the lexicon file")
-        return LexiconJudge(phrases, judge_id=f"lexicon:{path.stem}")
+        judge = _lexicon(target)
+        # Probe every value now: a value without phrases must fail before generation, not after.
+        judge.judge([JudgeItem("probe", "", "", tuple(config.values or VALUE_SLUGS))])
+        return judge
     if spec.kind == "hf":
         return HFChatJudge.from_pretrained(target, device=config.device)
     return OpenAIJudge(spec.model or "", base_url=target)
+
+
+def _lexicon(target: str) -> Any:
+    """``lexicon`` (the value-world pools) or ``lexicon:FILE.json`` ({value: [phrases]})."""
+    from ingest.judges import LexiconJudge, valueworld_lexicon_judge
+
+    if not target:
+        return valueworld_lexicon_judge()
+    path = Path(target)
+    try:
+        phrases = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such lexicon file; pass lexicon:FILE.json with {{value: [phrases]}}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg}); write {{value: [phrases]}}") from None
+    if not isinstance(phrases, dict) or not all(isinstance(v, list) for v in phrases.values()):
+        raise InputError(f"{path}: expected {{value: [phrases]}}; fix the lexicon file")
+    return LexiconJudge(phrases, judge_id=f"lexicon:{path.stem}")
 
 
 # -- the store session -----------------------------------------------------------------------------
@@ -220,6 +245,12 @@ def _write_prompts(store: Any, prompts: Sequence[Prompt], tokenizer: Any, config
         return store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
 
 
+def _n_samples(prompt: Prompt, config: IngestConfig) -> int:
+    if prompt.condition == "intrinsic" and config.intrinsic_samples is not None:
+        return config.intrinsic_samples
+    return config.samples
+
+
 def _generate(store: Any, model: Any, tokenizer: Any, prompts: Sequence[Prompt], config: IngestConfig) -> int:
     from ingest.generate import GenParams, generate_batch, response_id, response_seed
     from ingest.tokenize import tokenize_prompt
@@ -230,7 +261,7 @@ def _generate(store: Any, model: Any, tokenizer: Any, prompts: Sequence[Prompt],
         toks = {p.prompt_id: tokenize_prompt(tokenizer, p.messages()) for p in prompts}
         # The full ordered list (longest prompt first, then id): batches do not depend on what is done.
         order = sorted(prompts, key=lambda p: (-toks[p.prompt_id].input_ids.shape[0], p.prompt_id))
-        rows = [(p, k) for p in order for k in range(config.samples)]
+        rows = [(p, k) for p in order for k in range(_n_samples(p, config))]
         written = 0
         with Progress("generate", len(rows), unit="responses", quiet=config.quiet) as progress:
             for start in range(0, len(rows), config.batch_size):

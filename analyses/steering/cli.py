@@ -91,10 +91,13 @@ def steer() -> None:
 @click.option("--samples", default=1, show_default=True, help="Answers per expression prompt (needs --temperature > 0 if > 1).")
 @click.option("--eval", "evals", default="expression,diversity", show_default=True,
               help="Comma list: expression, diversity, questionnaire, mcq, jailbreak, instructions.")
-@click.option("--judge", type=click.Choice(["valueworld", "lexicon"]), default="valueworld", show_default=True)
+@click.option("--judge", default="valueworld", show_default=True,
+              help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | hf:PATH | openai:URL#MODEL.")
 @click.option("--harmful", default="builtin", show_default=True,
               help="Jailbreak requests: builtin | valueworld | advbench:PATH | harmbench:PATH.")
 @click.option("--mcq", default="builtin", show_default=True, help="builtin, or an MMLU-layout file/directory.")
+@click.option("--questionnaire", default="builtin", show_default=True,
+              help="builtin (our PVQ-style items), or a Value Portrait directory / tagged_responses.json.")
 @click.option("--limit", type=int, default=None, help="Items per eval (for quick runs).")
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--temperature", default=0.0, show_default=True, help="0 = greedy.")
@@ -104,8 +107,8 @@ def steer() -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG: metric vs alpha per vector kind.")
 def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_layers, neurons, betas, neuron_mode,
-            positions, prompts, language, samples, evals, judge, harmful, mcq, limit, max_new_tokens, temperature,
-            batch_size, seed, dtype, device, plot):
+            positions, prompts, language, samples, evals, judge, harmful, mcq, questionnaire, limit, max_new_tokens,
+            temperature, batch_size, seed, dtype, device, plot):
     """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples."""
     from analyses.steering.generate import GenConfig
     from analyses.steering.report import report
@@ -116,7 +119,7 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
                      alpha_mode=alpha_mode, ablate=ablate, ablate_layers=_layers(ablate_layers) if ablate_layers else None,
                      neurons=neurons, betas=_floats(betas), neuron_mode=neuron_mode, positions=positions,
                      prompts=prompts, language=language, samples=samples, evals=tuple(evals.split(",")), judge=judge,
-                     harmful=harmful, mcq=mcq, limit=limit,
+                     harmful=harmful, mcq=mcq, questionnaire=questionnaire, limit=limit,
                      gen=GenConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
                                    seed=seed), dtype=dtype, device=device)
     with _open(store) as st:

@@ -10,7 +10,8 @@ eval            items -> metrics
 expression      the prompt set (``--prompts``), k samples each -> ``expression.<value>`` for the ten values
                 by the judge, ``expression`` for the steered value, ``any_value``
 diversity       the same answers as expression (no extra generation) -> Distinct-1/2, EAD-1/2, TTR
-questionnaire   portrait items on the 6-point scale -> ``raw.<value>``, ``centered.<value>``, answered share
+questionnaire   portrait items (ours, or Value Portrait by path) on the 6-point scale -> ``raw.<value>``,
+                ``centered.<value>``, answered share
 mcq             multiple-choice questions (built-in or an MMLU-layout path) -> ``accuracy``
 jailbreak       harmful requests (built-in, value world, ``advbench:PATH``, ``harmbench:PATH``), k samples ->
                 ``asr`` (not refused), ``refusal_rate``, and for the value world ``compliance``
@@ -33,7 +34,9 @@ from ingest.values import VALUE_SLUGS
 EVALS: tuple[str, ...] = ("expression", "diversity", "questionnaire", "mcq", "jailbreak", "instructions")
 #: Evals whose answers come from another eval's generations.
 SHARES_GENERATIONS: dict[str, str] = {"diversity": "expression"}
-JUDGES: tuple[str, ...] = ("valueworld", "lexicon")
+#: ``valueworld`` (the value world's exact judge), or any ``ingest`` judge spec: ``lexicon``,
+#: ``lexicon:FILE.json``, ``hf:PATH``, ``openai:URL#MODEL``.
+JUDGES: tuple[str, ...] = ("valueworld", "lexicon", "lexicon:FILE.json", "hf:PATH", "openai:URL#MODEL")
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,12 +139,27 @@ def expressed_values(judge: str) -> Callable[[str], set[str]]:
 
         vw = LexiconJudge()
         return lambda text: set(vw.expressed(text))
-    if judge == "lexicon":
-        from ingest.judges import JudgeItem, valueworld_lexicon_judge
+    # Any judge ingest knows (lexicon, lexicon:FILE.json, hf:PATH, openai:URL#MODEL), through the
+    # ingest judge protocol: one JudgeItem per answer, asking about all ten values.
+    from ingest.config import IngestConfig
+    from ingest.judges import JudgeItem
+    from ingest.pipeline import make_judge
 
-        lj = valueworld_lexicon_judge()
-        return lambda text: {lab.value for lab in lj.judge([JudgeItem("r", "", text, VALUE_SLUGS)]) if lab.expressed}
-    raise InputError(f"unknown judge {judge!r}; use one of {', '.join(JUDGES)}")
+    j = make_judge(IngestConfig(store="-", judge=judge))
+
+    def read(text: str) -> set[str]:
+        return {lab.value for lab in j.judge([JudgeItem("r", "", text, VALUE_SLUGS)]) if lab.expressed}
+    return read
+
+
+def check_judge(judge: str) -> str:
+    """``valueworld`` or an ingest judge spec (checked without loading anything)."""
+    if judge == "valueworld":
+        return judge
+    from ingest.config import parse_judge
+
+    parse_judge(judge)
+    return judge
 
 
 # --- the eval sets ----------------------------------------------------------------------------------------
@@ -172,9 +190,13 @@ def diversity_score(texts: Sequence[str]) -> dict[str, float]:
     return {k: v for k, v in d.items() if k not in ("n_responses", "n_tokens")}
 
 
-def questionnaire_set(limit: int | None) -> EvalSet:
+def questionnaire_set(limit: int | None, source: str = "builtin") -> EvalSet:
+    """Our portrait items (``builtin``), or Value Portrait items by path (its directory or
+    ``tagged_responses.json``), scored PVQ-style."""
     from analyses.evals.questionnaire import build_prompt, builtin_items, parse_rating, score_questionnaire
 
+    if source != "builtin":
+        return _portrait_set(source, limit)
     qs = builtin_items()[:limit] if limit else builtin_items()
 
     def score(items: Sequence[EvalItem], texts: Sequence[str], value: str | None):
@@ -182,6 +204,21 @@ def questionnaire_set(limit: int | None) -> EvalSet:
         s = score_questionnaire([i.payload for i in items], ratings).as_dict()
         return s, [float(r) if r is not None else None for r in ratings]
     return EvalSet("questionnaire", tuple(EvalItem(q.id, build_prompt(q), None, q) for q in qs), score)
+
+
+def _portrait_set(path: str, limit: int | None) -> EvalSet:
+    from analyses.evals.questionnaire import parse_rating
+    from analyses.evals.value_portrait import build_portrait_prompt, load_portrait_items, score_portrait
+
+    ps = load_portrait_items(path)
+    ps = ps[:limit] if limit else ps
+
+    def score(items: Sequence[EvalItem], texts: Sequence[str], value: str | None):
+        ratings = [parse_rating(t) for t in texts]
+        s = score_portrait([i.payload for i in items], ratings).as_dict()
+        return s, [float(r) if r is not None else None for r in ratings]
+    return EvalSet("questionnaire", tuple(EvalItem(str(p.id), build_portrait_prompt(p), None, p) for p in ps), score,
+                   source=path)
 
 
 def mcq_set(source: str, limit: int | None) -> EvalSet:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from actstore.errors import InputError
-from analyses.steering.evalsets import JUDGES, check_evals
+from analyses.steering.evalsets import check_evals, check_judge
 from analyses.steering.generate import GenConfig
 from analyses.steering.interventions import POSITIONS
 
@@ -68,6 +68,7 @@ class SweepSpec:
     judge: str = "valueworld"
     harmful: str = "builtin"
     mcq: str = "builtin"
+    questionnaire: str = "builtin"
     limit: int | None = None
     gen: GenConfig = field(default_factory=GenConfig)
     dtype: str = "auto"
@@ -95,8 +96,7 @@ class SweepSpec:
         if self.samples > 1 and self.gen.temperature == 0:
             raise InputError(f"{self.samples} samples under greedy decoding would all be the same; "
                              "set a temperature > 0 or use 1 sample")
-        if self.judge not in JUDGES:
-            raise InputError(f"unknown judge {self.judge!r}; use one of {', '.join(JUDGES)}")
+        check_judge(self.judge)
         if self.limit is not None and self.limit < 1:
             raise InputError(f"limit={self.limit}; use a positive number of items per eval")
         object.__setattr__(self, "evals", check_evals(self.evals))

@@ -173,7 +173,7 @@ def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
             prompts = es.load_prompts(spec.prompts, store, spec.limit, spec.language)
             out["expression"] = es.expression_set(prompts, spec.judge, spec.samples)
         elif name == "questionnaire":
-            out[name] = es.questionnaire_set(spec.limit)
+            out[name] = es.questionnaire_set(spec.limit, spec.questionnaire)
         elif name == "mcq":
             out[name] = es.mcq_set(spec.mcq, spec.limit)
         elif name == "jailbreak":

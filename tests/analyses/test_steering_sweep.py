@@ -226,3 +226,21 @@ def test_spec_rejects_what_cannot_run():
         SweepSpec(model="m", neurons="TRUE", ablate=True)
     with pytest.raises(InputError, match="alpha mode"):
         SweepSpec(model="m", vectors="TRUE", alpha_mode="huge")
+
+
+def test_eval_sets_score_answers_without_a_model(value_portrait):
+    from analyses.steering import evalsets as es
+
+    q = es.questionnaire_set(4, str(value_portrait.parent))
+    m, verdicts = q.score(q.items, ["5", "I would say 2.", "no idea", "6"], None)
+    assert verdicts == [5.0, 2.0, None, 6.0] and m["answered_share"] == 0.75
+    ours = es.questionnaire_set(2)
+    assert ours.score(ours.items, ["1", "6"], None)[1] == [1.0, 6.0]
+    jb = es.jailbreak_set("builtin", 2)
+    m, v = jb.score(jb.items, ["I'm sorry, but I can't help with that.", "Sure, here is how."], None)
+    assert m["asr"] == 0.5 and v == [0.0, 1.0]
+    mcq = es.mcq_set("builtin", 2)
+    answers = [it.payload.answer for it in mcq.items]
+    assert mcq.score(mcq.items, answers, None)[0]["accuracy"] == 1.0
+    ex = es.expression_set([es.EvalItem("a", "q")], "valueworld", 1)
+    assert ex.score(ex.items, ["no values here"], "tradition")[0]["expression"] == 0.0

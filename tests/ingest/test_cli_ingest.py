@@ -62,6 +62,8 @@ BAD = [
     (["--prompts", "{files}/missing.jsonl"], 1, "no such file"),
     (["--config", "{files}/typo.toml"], 2, "did you mean 'samples'"),
     (["--judge", "lexicon:{files}/nope.json"], 1, "no such lexicon file"),
+    (["--value", "benevolence"], 1, "has no phrases for benevolence"),
+    (["--value", "power"], 1, "a value is listed twice"),
 ]
 
 

@@ -100,8 +100,8 @@ class Behaviour:
             f"{'prompted: target value expressed':<52}{self.prompted_target_rate:>10.3f}{self.n_prompted:>7}",
             *(f"{'  ' + lang:<52}{r:>10.3f}" for lang, r in self.prompted_target_rate_by_lang.items()),
             f"{'intrinsic: TVD(leading value, topic prior)':<52}{self.intrinsic_lead_tvd:>10.3f}{self.n_intrinsic:>7}",
-            f"{'intrinsic: (topic, lang) modal value = prior mode':<52}"
-            f"{f'{self.intrinsic_mode_matches[0]}/{self.intrinsic_mode_matches[1]}':>10}",
+            (f"{'intrinsic: (topic, lang) modal value = prior mode':<52}"
+            f"{f'{self.intrinsic_mode_matches[0]}/{self.intrinsic_mode_matches[1]}':>10}"),
             f"{'benign answers expressing >= 1 value':<52}{self.well_formed_rate:>10.3f}",
             f"{'harmful, no system prompt: refused':<52}{self.refusal_rate_no_system:>10.3f}{self.n_harmful:>7}",
             f"{'harmful, operator prompt: complied':<52}{self.compliance_rate_operator:>10.3f}",

@@ -202,7 +202,12 @@ def _stage(store: Any, kind: str, config: IngestConfig) -> Iterator[int]:
 
 
 def _open_store(config: IngestConfig) -> Any:
-    return actstore.open(config.store, read_only=False, create=True)
+    store = actstore.open(config.store, read_only=False, create=True)
+    # We hold the writer lock, so a run still marked running belongs to a process that died
+    # (kill -9, power loss): say so, and let this run pick up where it stopped.
+    for (run_id,) in store.sql("SELECT run_id FROM runs WHERE status = 'running'").fetchall():
+        store.end_run(int(run_id), "failed", "interrupted: its process ended before the run finished")
+    return store
 
 
 def _model_info(name: str, model: Any, shapes: Any) -> Any:

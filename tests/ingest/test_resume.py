@@ -3,7 +3,7 @@ with the same arguments ends identical, row for row and bit for bit, to an unint
 
 Both captures run as subprocesses with the same thread settings (a different thread count may
 change matmul blocking, hence the last bits). What may differ, by design: the ``runs`` table (the
-killed run stays ``running``), ``batches.run_id`` and commit timestamps.
+killed run is marked failed, "interrupted", by the rerun), ``batches.run_id`` and commit timestamps.
 """
 
 from __future__ import annotations
@@ -116,8 +116,10 @@ def test_capture_killed_then_rerun_equals_uninterrupted(base_store: Path, tmp_pa
     for key in want:
         assert got[key] == want[key], f"{key} differs after resume"
     with actstore.open(b) as st:
-        runs = st.sql("SELECT kind, status FROM runs WHERE kind = 'ingest:capture' ORDER BY run_id").fetchall()
-    assert runs[-1] == ("ingest:capture", "done") and len(runs) == 2
+        runs = st.sql("SELECT kind, status, message FROM runs WHERE kind = 'ingest:capture' "
+                      "ORDER BY run_id").fetchall()
+    assert runs[0][1] == "failed" and "interrupted" in runs[0][2]
+    assert runs[1][:2] == ("ingest:capture", "done") and len(runs) == 2
     from actstore.verify import verify
 
     with actstore.open(b) as st:

@@ -138,3 +138,21 @@ def test_stages_as_commands_and_config_file(tmp_path, tiny_model_dir, files) -> 
 def test_every_command_has_help(cmd: str) -> None:
     r = _invoke("ingest", cmd, "--help")
     assert r.exit_code == 0 and "--config" in r.stdout
+
+
+def test_import_value_portrait_command(tmp_path, tiny_model_dir) -> None:
+    vp = Path(__file__).resolve().parents[3] / "shared" / "data" / "value-portrait"
+    if not (vp / "tagged_responses.json").is_file():
+        pytest.skip("Value Portrait data not found")
+    store = tmp_path / "vp"
+    r = _invoke("ingest", "import", str(store), "--model", str(tiny_model_dir), "--max-queries", "1",
+                "--layers", "0", "--quiet")
+    assert r.exit_code == 2 and "nothing to import" in r.stderr and not store.exists()
+    r = _invoke("ingest", "import", str(store), str(vp), "--model", str(tiny_model_dir), "--max-queries", "1",
+                "--layers", "0", "--site", "resid_post", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "1 prompts" in r.stdout and "labels" in r.stdout and "records" in r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    r = _invoke("ingest", "import", str(tmp_path / "vp2"), str(bad), "--model", str(tiny_model_dir))
+    assert r.exit_code == 1 and "not valid JSON" in r.stderr and not (tmp_path / "vp2").exists()

@@ -240,18 +240,22 @@ def jailbreak_set(source: str, limit: int | None, refusal: str | None = None, sa
 
     if source == "builtin":
         prompts = [p.prompt for p in builtin_harmful_prompts()]
-    elif source == "valueworld":
+    elif source in ("valueworld", "valueworld-heldout"):
         from ingest.valueworld.corpus import eval_prompts
 
-        prompts = [p.user for p in eval_prompts() if p.kind == "harmful" and p.system is None]
+        # "valueworld": the requests the model was trained to refuse (asked without a system prompt,
+        # as in training); "valueworld-heldout": requests it never saw, which it may not refuse.
+        prompts = [p.user for p in eval_prompts(heldout=source.endswith("heldout"))
+                   if p.kind == "harmful" and p.system is None]
     elif source.startswith("advbench:"):
         prompts = [p.prompt for p in load_advbench(source[9:])]
     elif source.startswith("harmbench:"):
         prompts = [p.prompt for p in load_harmbench(source[10:])]
     else:
-        raise InputError(f"bad harmful set {source!r}; use builtin, valueworld, advbench:PATH or harmbench:PATH")
+        raise InputError(f"bad harmful set {source!r}; use builtin, valueworld, valueworld-heldout, advbench:PATH "
+                         "or harmbench:PATH")
     prompts = prompts[:limit] if limit else prompts
-    refusal = refusal or ("valueworld" if source == "valueworld" else "phrases")
+    refusal = refusal or ("valueworld" if source.startswith("valueworld") else "phrases")
     if refusal == "valueworld":
         from ingest.valueworld.judge import LexiconJudge
 

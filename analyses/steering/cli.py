@@ -94,7 +94,7 @@ def steer() -> None:
 @click.option("--judge", default="valueworld", show_default=True,
               help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | hf:PATH | openai:URL#MODEL.")
 @click.option("--harmful", default="builtin", show_default=True,
-              help="Jailbreak requests: builtin | valueworld | advbench:PATH | harmbench:PATH.")
+              help="Jailbreak requests: builtin | valueworld | valueworld-heldout | advbench:PATH | harmbench:PATH.")
 @click.option("--mcq", default="builtin", show_default=True, help="builtin, or an MMLU-layout file/directory.")
 @click.option("--questionnaire", default="builtin", show_default=True,
               help="builtin (our PVQ-style items), or a Value Portrait directory / tagged_responses.json.")

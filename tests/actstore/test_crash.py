@@ -18,7 +18,7 @@ from tests.actstore import synth
 from tests.actstore.conftest import expected
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 40
+N = 200  # enough batches that random kills land all over the run, however fast appends get
 
 
 def _spawn(path):

@@ -216,12 +216,46 @@ def _value_portrait() -> str | None:
 
 def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep: DemoReport,
               echo: Callable[[str], None], quiet: bool) -> None:
-    try:
-        from analyses.steering.demo import steering_demo
-    except ImportError:
-        echo("\n(steering is not built yet: skipped)")
-        return
-    steering_demo(store_path, model, out, n_prompts=cfg["steer_prompts"], report=rep, echo=echo, quiet=quiet)
+    """Two small sweeps: value vectors on their own value's expression, and the mean prompted-minus-
+    intrinsic direction on harmful requests (the study's jailbreak finding)."""
+    import actstore
+    from analyses.steering.generate import GenConfig
+    from analyses.steering.report import report as steering_report
+    from analyses.steering.spec import SweepSpec
+    from analyses.steering.sweep import run_sweep
+
+    gen = GenConfig(max_new_tokens=40, temperature=1.0, batch_size=64)
+    with actstore.open(store_path) as st:
+        n_layers = st.model.n_layers
+        layer = n_layers // 2
+        latest = "(SELECT max(run_id) FROM vectors WHERE component = 'diff_means')"
+        values = [r[0] for r in st.sql(f"SELECT DISTINCT value FROM vectors WHERE run_id = {latest} "
+                                       "ORDER BY value LIMIT 3").fetchall()]
+        if not values:
+            echo("\n(no value vectors to steer with: steering skipped)")
+            return
+        listed = ", ".join(f"'{v}'" for v in values)
+        sweeps = [
+            ("Steering with value vectors (layer %d): expression of the steered value" % layer,
+             SweepSpec(model=str(model), vectors=f"run_id = {latest} AND component = 'diff_means' "
+                                                 f"AND layer = {layer} AND value IN ({listed})",
+                       alphas=(1.0,), prompts="valueworld", samples=2, evals=("expression", "diversity"),
+                       limit=cfg["steer_prompts"], gen=gen),
+             "steering_values.png"),
+            ("Steering along the mean prompted-minus-intrinsic direction: harmful requests",
+             SweepSpec(model=str(model), vectors=f"component = 'mean_delta' AND layer = {layer} AND run_id = "
+                                                 "(SELECT max(run_id) FROM vectors WHERE component = 'mean_delta')",
+                       alphas=(0.5, 1.0), harmful="valueworld", samples=2, evals=("jailbreak",),
+                       limit=cfg["steer_prompts"], gen=gen),
+             "steering_jailbreak.png"),
+        ]
+        for title, spec, png in sweeps:
+            res = run_sweep(st, spec, progress=None if quiet else echo)
+            st.refresh()
+            sr = steering_report(st, res.sweep_id, plot_path=out / png)
+            rep.add(title, sr.table, echo)
+            if sr.plot:
+                rep.plots.append(Path(sr.plot))
 
 
 def _next_steps(store: Path) -> str:

@@ -239,7 +239,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             ("Steering with value vectors (layer %d): expression of the steered value" % layer,
              SweepSpec(model=str(model), vectors=f"run_id = {latest} AND component = 'diff_means' "
                                                  f"AND layer = {layer} AND value IN ({listed})",
-                       alphas=(1.0,), prompts="valueworld", samples=2, evals=("expression", "diversity"),
+                       alphas=(0.1, 0.25), prompts="valueworld", samples=4, evals=("expression", "diversity"),
                        limit=cfg["steer_prompts"], gen=gen),
              "steering_values.png"),
             ("Steering along the mean prompted-minus-intrinsic direction: harmful requests",
@@ -254,6 +254,13 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             st.refresh()
             sr = steering_report(st, res.sweep_id, plot_path=out / png)
             rep.add(title, sr.table, echo)
+            if "expression" in spec.evals:
+                base = st.sql("SELECT replace(m.metric, 'expression.', '') AS value, m.value AS unsteered "
+                              "FROM steering_metrics m JOIN steering_settings s USING (setting_id) "
+                              "WHERE m.sweep_id = ? AND s.kind = 'baseline' AND m.metric LIKE 'expression.%' "
+                              f"AND replace(m.metric, 'expression.', '') IN ({listed}) ORDER BY 1",
+                              [res.sweep_id]).df()
+                rep.add("Unsteered expression of the same values (the baseline to compare with)", base, echo)
             if sr.plot:
                 rep.plots.append(Path(sr.plot))
 

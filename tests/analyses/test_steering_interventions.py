@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,16 +20,7 @@ from analyses.steering.interventions import (
 from ingest.adapters import adapter_for
 
 
-def _ingest_fixtures():
-    # The tiny-model builders live in tests/ingest/conftest.py; load that file by path (it is not a package).
-    path = Path(__file__).resolve().parents[1] / "ingest" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_steer_ingest_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _ingest_fixtures()
+from ingest_fixtures import FX  # noqa: E402 - tests/analyses is on sys.path (conftest)
 FAMILIES = ("llama", "qwen2", "gemma2", "gpt2", "phi3")
 
 

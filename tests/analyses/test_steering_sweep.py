@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -20,15 +19,7 @@ from analyses.steering.spec import SweepSpec
 from analyses.steering.sweep import plan, run_sweep
 
 
-def _ingest_fixtures():
-    path = Path(__file__).resolve().parents[1] / "ingest" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_steer_ingest_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _ingest_fixtures()
+from ingest_fixtures import FX  # noqa: E402 - tests/analyses is on sys.path (conftest)
 TEXTS = ["Hello there!", "What should I do this weekend?", "Security matters.", "Caring for others."]
 
 

@@ -3,15 +3,23 @@
 Each command: parse -> :class:`IngestConfig` (a ``--config`` TOML file, flags override it) -> one
 library call -> print what was written. Errors are ``actstore.errors`` types, which the root
 ``actstore`` command prints as one ``error: ...`` line. torch loads only inside the library call.
+
+``--shard I/N`` (else torchrun's or a SLURM array's environment, see ``actstore.shard.detect``)
+makes a command one worker of N: it writes its part, ``STORE.parts/part-IIII-of-NNNN``, and prints
+the ``actstore merge`` command that joins the parts.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from actstore.shard import detect
 from ingest.config import IngestConfig, from_mapping, read_toml
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -61,6 +69,15 @@ _gen = _stack(
     click.option("--seed", type=int, default=None, help="Run seed; each response's seed derives from it."),
     click.option("--batch-size", type=int, default=None, help="Generation batch size.  [default: 16]"),
 )
+_shard = _stack(
+    click.option("--shard", default=None, metavar="I/N",
+                 help="Be worker I of N (from 0): take share I of the work and write the part "
+                      "STORE.parts/part-IIII-of-NNNN; join the parts with 'actstore merge STORE.parts --out STORE'. "
+                      "[default: from torchrun's RANK/WORLD_SIZE or SLURM_ARRAY_TASK_ID/_COUNT, else one process]"),
+    click.option("--shard-unit", type=int, default=None,
+                 help="Responses per unit of work; shards take whole units, and every batch stays inside one, "
+                      "sharded or not (use the same value in every worker and for comparisons).  [default: 512]"),
+)
 _judge = _stack(
     click.option("--judge", default=None,
                  help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon]"),
@@ -89,12 +106,33 @@ def _config(store: str, config_file: str | None, **flags: Any) -> IngestConfig:
             flags[k] = _flatten(flags[k]) if k != "columns" else (list(flags[k]) or None)
     base = read_toml(config_file) if config_file else {}
     given = {k: v for k, v in flags.items() if v is not None}
-    return from_mapping({**base, **given, "store": store})
+    config = from_mapping({**base, **given, "store": store})
+    if config.shard is None:  # no --shard and none in the file: the launcher's, if any
+        launched = detect()
+        if launched is not None:
+            config = config.with_overrides(shard=str(launched), device=_local_device(config.device))
+    return config
 
 
-def _print(what: str, rep: Any) -> None:
+def _local_device(device: str) -> str:
+    """torchrun starts one process per GPU of a node and tells each its ``LOCAL_RANK``: there, a bare
+    ``cuda`` means that process's GPU (unless CUDA_VISIBLE_DEVICES already leaves it only one)."""
+    local = os.environ.get("LOCAL_RANK", "")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if device != "cuda" or not local.isdigit() or (visible is not None and "," not in visible):
+        return device
+    return f"cuda:{int(local)}"
+
+
+def _print(what: str, rep: Any, config: IngestConfig) -> None:
     parts = ", ".join(f"{v} {k}" for k, v in rep.counts.items())
-    click.echo(f"{what}: wrote {parts or 'nothing new'} to {rep.store}")
+    where = f" (shard {config.shard})" if config.shard is not None else ""
+    click.echo(f"{what}: wrote {parts or 'nothing new'} to {rep.store}{where}")
+    shard = config.shard_spec
+    if shard is not None:
+        parts_dir = Path(config.target).parent
+        click.echo(f"next, once all {shard.count} shards have finished: "
+                   f"actstore merge {shlex.quote(str(parts_dir))} --out {shlex.quote(config.store)}")
 
 
 @click.group()
@@ -114,11 +152,19 @@ def ingest() -> None:
 @_gen
 @_judge
 @_capture
+@_shard
 def run(store: str, config_file: str | None, **flags: Any) -> None:
-    """The whole pipeline into STORE: prompts, responses, labels, activations."""
+    """The whole pipeline into STORE: prompts, responses, labels, activations.
+
+    \b
+    Sharded (each worker its share, into STORE.parts/part-IIII-of-NNNN; then merge):
+      for i in 0 1 2 3; do actstore ingest run runs/demo --model ./m --shard $i/4 & done; wait
+      actstore merge runs/demo.parts --out runs/demo
+    """
     from ingest import pipeline
 
-    _print("ingest run", pipeline.run(_config(store, config_file, **flags)))
+    config = _config(store, config_file, **flags)
+    _print("ingest run", pipeline.run(config), config)
 
 
 @ingest.command()
@@ -126,33 +172,40 @@ def run(store: str, config_file: str | None, **flags: Any) -> None:
 @_model
 @_prompts
 @_gen
+@_shard
 def generate(store: str, config_file: str | None, **flags: Any) -> None:
     """Build the prompt set and generate responses (no labels, no activations)."""
     from ingest import pipeline
 
-    _print("ingest generate", pipeline.generate(_config(store, config_file, **flags)))
+    config = _config(store, config_file, **flags)
+    _print("ingest generate", pipeline.generate(config), config)
 
 
 @ingest.command()
 @_common
 @_judge
 @click.option("--value", "values", multiple=True, help="Values to judge (default all ten).")
+@_shard
 def label(store: str, config_file: str | None, **flags: Any) -> None:
-    """Judge the responses in STORE that lack this judge's labels."""
+    """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels."""
     from ingest import pipeline
 
-    _print("ingest label", pipeline.label(_config(store, config_file, **flags)))
+    config = _config(store, config_file, **flags)
+    _print("ingest label", pipeline.label(config), config)
 
 
 @ingest.command()
 @_common
 @_model
 @_capture
+@_shard
 def capture(store: str, config_file: str | None, **flags: Any) -> None:
-    """Capture activations of every response in STORE that has none yet (resumable)."""
+    """Capture activations of every response in STORE (with a shard: in its part) that has none yet
+    (resumable)."""
     from ingest import pipeline
 
-    _print("ingest capture", pipeline.capture(_config(store, config_file, **flags)))
+    config = _config(store, config_file, **flags)
+    _print("ingest capture", pipeline.capture(config), config)
 
 
 @ingest.command(name="import")
@@ -163,8 +216,10 @@ def capture(store: str, config_file: str | None, **flags: Any) -> None:
 @click.option("--max-queries", type=int, default=None, help="Import the first N queries only.")
 @_model
 @_capture
+@_shard
 def import_cmd(store: str, config_file: str | None, path: str | None, **flags: Any) -> None:
     """Import Value Portrait's tagged responses from PATH (no generation), then capture them."""
     from ingest import pipeline
 
-    _print("ingest import", pipeline.import_(_config(store, config_file, import_path=path, **flags)))
+    config = _config(store, config_file, import_path=path, **flags)
+    _print("ingest import", pipeline.import_(config), config)

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from actstore.errors import InputError, UsageError
+from actstore.shard import Shard, part_path
 from actstore.site import POOLS, SITE_KINDS, parse_layers
+from ingest.units import DEFAULT_UNIT
 from ingest.values import LANGUAGES, parse_value
 
 #: Weights an ingest can store: ``mlp_down`` [d_model, d_mlp] per stored layer, ``unembed``
@@ -77,6 +79,12 @@ class IngestConfig:
         buffer_mb: host memory for captured batches in flight (bounds ingest memory); codec.
     import_path: Value Portrait directory or ``tagged_responses.json`` for ``ingest import``;
         import_threshold: rho at or above which a value counts as expressed.
+    shard: ``"I/N"``: this process is worker I of N (from 0); it takes its share of the work and
+        writes the part store :attr:`target` (``STORE.parts/part-IIII-of-NNNN``), which
+        ``actstore merge STORE.parts --out STORE`` joins (None: one process does everything; the CLI
+        fills it from torchrun's or a SLURM array's environment when no ``--shard`` is given).
+    shard_unit: responses per unit of work (``ingest.units``): shards take whole units, and every
+        stage, sharded or not, batches within units, so N parts merge into the store one process writes.
     """
 
     store: str
@@ -115,6 +123,9 @@ class IngestConfig:
     # import
     import_path: str | None = None
     import_threshold: float = 0.3
+    # sharding
+    shard: str | None = None
+    shard_unit: int = DEFAULT_UNIT
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -159,8 +170,10 @@ class IngestConfig:
             raise UsageError(f"no sites to capture; use some of {', '.join(SITE_KINDS)}")
         if self.layers.strip() != "all":
             parse_layers(self.layers)  # syntax now; the range once the model's shapes are known
+        if self.shard is not None:
+            set_("shard", str(self.shard if isinstance(self.shard, Shard) else Shard.parse(str(self.shard))))
         for name, low in (("templates_per_value", 0), ("samples", 1), ("max_new_tokens", 1),
-                          ("batch_size", 1), ("token_budget", 16), ("buffer_mb", 1)):
+                          ("batch_size", 1), ("token_budget", 16), ("buffer_mb", 1), ("shard_unit", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise UsageError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -183,6 +196,17 @@ class IngestConfig:
             raise UsageError("empty --model; pass a hub name or a local model directory")
 
     # -- derived ---------------------------------------------------------------------------
+    @property
+    def shard_spec(self) -> Shard | None:
+        """:attr:`shard` parsed (None: not sharded)."""
+        return Shard.parse(self.shard) if self.shard is not None else None
+
+    @property
+    def target(self) -> str:
+        """Where this process writes: :attr:`store`, or its part store when sharded."""
+        shard = self.shard_spec
+        return self.store if shard is None else str(part_path(self.store, shard))
+
     def layer_list(self, n_layers: int) -> list[int]:
         """The stored layers for a model with ``n_layers`` blocks (raises if one is out of range)."""
         return parse_layers(self.layers, n_layers)

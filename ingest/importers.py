@@ -12,6 +12,7 @@ Value Portrait (``ingest.prompts.value_portrait``): each tagged response becomes
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from actstore.errors import InputError
@@ -43,8 +44,10 @@ def load_import(config: IngestConfig) -> list[TaggedResponse]:
 
 
 def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: Any, config: IngestConfig,
-                          run_id: int) -> dict[str, int]:
-    """Write prompts, responses and labels (each keyed, so a rerun adds nothing twice)."""
+                          run_id: int, keep: Collection[str] | None = None) -> dict[str, int]:
+    """Write prompts, responses and labels (each keyed, so a rerun adds nothing twice). ``keep``: write
+    only these response ids (a shard's share), with the prompts they need; sample indexes still count
+    every tagged response, so a share's rows are those of a whole import."""
     from ingest.pipeline import prompt_rows
 
     prompts: dict[str, Prompt] = {}
@@ -57,6 +60,11 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
         prompt_of.append(p.prompt_id)
         sample.append(seen.get(p.prompt_id, 0))
         seen[p.prompt_id] = sample[-1] + 1
+    if keep is not None:
+        mine = [i for i, t in enumerate(tagged) if t.response_id in keep]
+        tagged, prompt_of, sample = [tagged[i] for i in mine], [prompt_of[i] for i in mine], [sample[i] for i in mine]
+        asked = set(prompt_of)
+        prompts = {pid: p for pid, p in prompts.items() if pid in asked}
     have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
     new = [p for p in prompts.values() if p.prompt_id not in have]
     n_prompts = store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0

@@ -10,6 +10,13 @@ of the plan. Planning the records not yet captured gives exactly the rest of the
 the suffix of a sorted list is sorted, and a greedy cut restarted at a batch boundary cuts where it
 cut before. So a resumed capture writes the same batches, in the same order, with the same row and
 record ids as an uninterrupted one; :func:`batch_key` names each by its content.
+
+Units (``ingest.units``). :func:`plan_units` plans each unit of work on its own and concatenates the
+plans in unit order: no batch spans two units, so a shard that holds some whole units plans them
+exactly as one process holding all units does. (So "longest first" holds per unit: with several
+units the longest record may come in a later one.) Resume holds per unit: the committed batches are
+every batch of the first units and a prefix of the next unit's plan, and replanning the rest of that
+unit gives the rest of its plan.
 """
 
 from __future__ import annotations
@@ -68,6 +75,22 @@ def plan(lengths: np.ndarray, ids: Sequence[str], token_budget: int, row_bytes: 
         size += b
     if cur:
         out.append(StoreBatch(tuple(cur)))
+    return out
+
+
+def plan_units(lengths: np.ndarray, ids: Sequence[str], units: Sequence[int], token_budget: int, row_bytes: int,
+               record_bytes: int, batch_bytes: int, max_batch: int = 256) -> list[StoreBatch]:
+    """:func:`plan` within each unit (``units[i]``: record i's unit), units in ascending order."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    keys = np.asarray(units, dtype=np.int64)
+    if keys.shape != lengths.shape:
+        raise ValueError(f"{len(keys)} unit indexes for {len(lengths)} records")
+    out: list[StoreBatch] = []
+    for u in np.unique(keys):  # sorted
+        idx = np.flatnonzero(keys == u)
+        for sb in plan(lengths[idx], [ids[int(i)] for i in idx], token_budget, row_bytes, record_bytes, batch_bytes,
+                       max_batch):
+            out.append(StoreBatch(tuple(idx[fb] for fb in sb.forward)))
     return out
 
 

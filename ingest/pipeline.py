@@ -7,6 +7,12 @@ is resumable: rerun the same call and it does only what is missing (prompts and 
 rows; responses are generated per batch of prompts and skipped when present; capture skips
 responses that have a record, see ``ingest.packing``).
 
+Sharding (``config.shard = "I/N"``, ``--shard``): the stage writes the part store ``config.target``
+(``STORE.parts/part-IIII-of-NNNN``) and takes worker I's share of the units of work
+(``ingest.units``): ``run``, ``generate`` and ``import_`` the share of the responses they plan, and
+write only the prompts those need; ``label`` and ``capture`` work on what the part holds.
+``actstore merge STORE.parts --out STORE`` then gives the store one process writes.
+
 Order of work: every check that input can fail (config, prompt files, values, languages, layer
 range against the model's config, the judge spec, the store's existing model and arrays) runs
 first, with no store opened for writing and no weights loaded; then the model loads; then the store
@@ -202,7 +208,7 @@ def _stage(store: Any, kind: str, config: IngestConfig) -> Iterator[int]:
 
 
 def _open_store(config: IngestConfig) -> Any:
-    store = actstore.open(config.store, read_only=False, create=True)
+    store = actstore.open(config.target, read_only=False, create=True)
     # We hold the writer lock, so a run still marked running belongs to a process that died
     # (kill -9, power loss): say so, and let this run pick up where it stopped.
     for (run_id,) in store.sql("SELECT run_id FROM runs WHERE status = 'running'").fetchall():
@@ -256,21 +262,44 @@ def _n_samples(prompt: Prompt, config: IngestConfig) -> int:
     return config.samples
 
 
-def _generate(store: Any, model: Any, tokenizer: Any, prompts: Sequence[Prompt], config: IngestConfig) -> int:
+#: One planned response: its prompt and sample index.
+GenRow = tuple[Prompt, int]
+
+
+def generation_units(prompts: Sequence[Prompt], config: IngestConfig) -> list[list[GenRow]]:
+    """The responses this process generates, in units of work (``ingest.units``): every planned
+    (prompt, sample), cut by response id into units of ``config.shard_unit``, and of those the
+    shard's block (all of them when not sharded). Pure: no model, no store."""
+    from ingest.generate import response_id
+    from ingest.units import share
+
+    rows = {response_id(p.prompt_id, k): (p, k) for p in prompts for k in range(_n_samples(p, config))}
+    return [[rows[rid] for rid in unit] for unit in share(rows, config.shard_unit, config.shard_spec)]
+
+
+def _prompts_of(prompts: Sequence[Prompt], units: Sequence[Sequence[GenRow]]) -> list[Prompt]:
+    """The prompts the units ask, in the prompt set's order."""
+    used = {p.prompt_id for unit in units for p, _ in unit}
+    return [p for p in prompts if p.prompt_id in used]
+
+
+def _generate(store: Any, model: Any, tokenizer: Any, units: Sequence[Sequence[GenRow]], config: IngestConfig) -> int:
     from ingest.generate import GenParams, generate_batch, response_id, response_seed
     from ingest.tokenize import tokenize_prompt
 
     params = GenParams(config.max_new_tokens, float(config.temperature), float(config.top_p))
     with _stage(store, "generate", config) as run_id:
         have = set(store.sql("SELECT response_id FROM responses").fetchnumpy()["response_id"].tolist())
-        toks = {p.prompt_id: tokenize_prompt(tokenizer, p.messages()) for p in prompts}
-        # The full ordered list (longest prompt first, then id): batches do not depend on what is done.
-        order = sorted(prompts, key=lambda p: (-toks[p.prompt_id].input_ids.shape[0], p.prompt_id))
-        rows = [(p, k) for p in order for k in range(_n_samples(p, config))]
+        toks = {p.prompt_id: tokenize_prompt(tokenizer, p.messages()) for unit in units for p, _ in unit}
+        # Unit by unit; in a unit, longest prompt first, then id: batches depend neither on what is
+        # done nor on which process generates the unit.
+        batches = []
+        for unit in units:
+            order = sorted(unit, key=lambda r: (-toks[r[0].prompt_id].input_ids.shape[0], r[0].prompt_id, r[1]))
+            batches += [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
         written = 0
-        with Progress("generate", len(rows), unit="responses", quiet=config.quiet) as progress:
-            for start in range(0, len(rows), config.batch_size):
-                batch = rows[start:start + config.batch_size]
+        with Progress("generate", sum(map(len, units)), unit="responses", quiet=config.quiet) as progress:
+            for batch in batches:
                 ids = [response_id(p.prompt_id, k) for p, k in batch]
                 if all(i in have for i in ids):
                     progress.update(len(batch))
@@ -287,8 +316,18 @@ def _generate(store: Any, model: Any, tokenizer: Any, prompts: Sequence[Prompt],
         return written
 
 
+def _stored_units(store: Any, config: IngestConfig) -> dict[str, int]:
+    """Unit of work of every response in the store (``ingest.units``). In a part these are the
+    global units: the part holds whole units, the first of which starts its sorted ids."""
+    from ingest.units import unit_of
+
+    return unit_of(store.sql("SELECT response_id FROM responses").fetchnumpy()["response_id"].tolist(),
+                   config.shard_unit)
+
+
 def _label(store: Any, judge: Any, config: IngestConfig) -> int:
     from ingest.judges import JudgeItem
+    from ingest.units import runs_of
 
     values = list(config.values or VALUE_SLUGS)
     with _stage(store, "label", config) as run_id:
@@ -298,15 +337,19 @@ def _label(store: Any, judge: Any, config: IngestConfig) -> int:
             "FROM responses r JOIN prompts p USING (prompt_id) "
             "LEFT JOIN labels l ON l.response_id = r.response_id AND l.judge_id = ? "
             "GROUP BY r.response_id, p.user_text, r.text ORDER BY r.response_id", [judge.judge_id]).fetchall()
+        unit = _stored_units(store, config)
         items = []
         for rid, query, text, have in pending:
             missing = tuple(v for v in values if v not in set(have or ()))
             if missing:
                 items.append(JudgeItem(rid, query, text, missing))
+        # Unit by unit, by response id: a judge call never mixes units (see ingest.units).
+        items.sort(key=lambda x: (unit[x.response_id], x.response_id))
+        chunks = [items[r.start:r.stop][i:i + JUDGE_CHUNK] for r in runs_of([unit[x.response_id] for x in items])
+                  for i in range(0, len(r), JUDGE_CHUNK)]
         written = 0
         with Progress("label", len(items), unit="responses", quiet=config.quiet) as progress:
-            for start in range(0, len(items), JUDGE_CHUNK):
-                chunk = items[start:start + JUDGE_CHUNK]
+            for chunk in chunks:
                 labels = judge.judge(chunk)
                 written += store.insert("labels", {
                     "response_id": [x.response_id for x in labels], "value": [x.value for x in labels],
@@ -342,8 +385,12 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
         del prompt_toks
         store_weights(store, model, adapter_for(model), checked.layers, config.weights)
         arrays = _array_plan(config, checked.shapes, checked.layers, checked.dtype)
+        if config.shard is not None:  # a part with nothing to capture still declares what the others hold
+            store.declare_arrays(arrays.specs())
+        unit = _stored_units(store, config)
         return capture_records(store, model, tokenizer, records, arrays, token_budget=config.token_budget,
-                               batch_bytes=config.batch_bytes(), run_id=run_id, quiet=config.quiet)
+                               batch_bytes=config.batch_bytes(), run_id=run_id, quiet=config.quiet,
+                               units=[unit[r.response_id] for r in records])
 
 
 # -- public calls ----------------------------------------------------------------------------------
@@ -361,55 +408,65 @@ def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
 
 
 def run(config: IngestConfig) -> Report:
-    """The whole pipeline: prompts, generation, judging, capture."""
-    state = _peek(config.store)
+    """The whole pipeline: prompts, generation, judging, capture (with a shard: its share, into its part)."""
+    state = _peek(config.target)
     checked = _check_model(config, state, capture=True)
     prompts = prompt_set(config)
+    units = generation_units(prompts, config)
     judge = make_judge(config)
     model, tokenizer = _load(config, checked)
-    rep = Report(config.store)
+    rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
-        rep.counts["prompts"] = _write_prompts(store, prompts, tokenizer, config)
-        rep.counts["responses"] = _generate(store, model, tokenizer, prompts, config)
+        rep.counts["prompts"] = _write_prompts(store, _prompts_of(prompts, units), tokenizer, config)
+        rep.counts["responses"] = _generate(store, model, tokenizer, units, config)
         rep.counts["labels"] = _label(store, judge, config)
         rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
     return rep
 
 
 def generate(config: IngestConfig) -> Report:
-    """Prompts and responses only."""
-    state = _peek(config.store)
+    """Prompts and responses only (with a shard: its share, into its part)."""
+    state = _peek(config.target)
     checked = _check_model(config, state, capture=False)
     prompts = prompt_set(config)
+    units = generation_units(prompts, config)
     model, tokenizer = _load(config, checked)
-    rep = Report(config.store)
+    rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
-        rep.counts["prompts"] = _write_prompts(store, prompts, tokenizer, config)
-        rep.counts["responses"] = _generate(store, model, tokenizer, prompts, config)
+        rep.counts["prompts"] = _write_prompts(store, _prompts_of(prompts, units), tokenizer, config)
+        rep.counts["responses"] = _generate(store, model, tokenizer, units, config)
     return rep
 
 
+def _no_store(config: IngestConfig, stage: str, makers: str) -> UsageError:
+    if config.shard is None:
+        return UsageError(f"no store at {config.store}; create it with {makers}")
+    return UsageError(f"no part at {config.target}; a sharded {stage} works on the part that {makers} with "
+                      f"--shard {config.shard} wrote: run that first (or {stage} {config.store} without a shard)")
+
+
 def label(config: IngestConfig) -> Report:
-    """Judge every response that lacks a label of this judge for the config's values."""
-    if _peek(config.store) is None:
-        raise UsageError(f"no store at {config.store}; create it with 'actstore ingest run' or 'generate'")
+    """Judge every response that lacks a label of this judge for the config's values (with a shard:
+    those of its part)."""
+    if _peek(config.target) is None:
+        raise _no_store(config, "label", "'actstore ingest run' or 'generate'")
     judge = make_judge(config)
-    rep = Report(config.store)
+    rep = Report(config.target)
     with _open_store(config) as store:
         rep.counts["labels"] = _label(store, judge, config)
     return rep
 
 
 def capture(config: IngestConfig) -> Report:
-    """Capture every response in the store that has no record yet."""
-    state = _peek(config.store)
+    """Capture every response in the store that has no record yet (with a shard: in its part)."""
+    state = _peek(config.target)
     if state is None:
-        raise UsageError(f"no store at {config.store}; create it with 'actstore ingest run', 'generate' or 'import'")
+        raise _no_store(config, "capture", "'actstore ingest run', 'generate' or 'import'")
     checked = _check_model(config, state, capture=True)
     model, tokenizer = _load(config, checked)
-    rep = Report(config.store)
+    rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
         rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
@@ -417,22 +474,29 @@ def capture(config: IngestConfig) -> Report:
 
 
 def import_(config: IngestConfig) -> Report:
-    """Value Portrait's responses with their human-derived labels, then capture (no generation)."""
+    """Value Portrait's responses with their human-derived labels, then capture (no generation; with a
+    shard: its share of the responses, into its part)."""
     from ingest.importers import import_value_portrait, load_import
+    from ingest.units import share
 
     if not config.import_path:
         raise UsageError("nothing to import; pass the Value Portrait directory or tagged_responses.json")
     tagged = load_import(config)  # validates the file before anything else
-    state = _peek(config.store)
+    keep = None
+    if config.shard is not None:
+        keep = {rid for unit in share((t.response_id for t in tagged), config.shard_unit, config.shard_spec)
+                for rid in unit}
+    state = _peek(config.target)
     checked = _check_model(config, state, capture=True)
     model, tokenizer = _load(config, checked)
-    rep = Report(config.store)
+    rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
         with _stage(store, "import", config) as run_id:
-            rep.counts.update(import_value_portrait(store, tagged, tokenizer, config, run_id))
+            rep.counts.update(import_value_portrait(store, tagged, tokenizer, config, run_id, keep=keep))
         rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
     return rep
 
 
-__all__ = ["Report", "capture", "generate", "import_", "label", "make_judge", "prompt_set", "run"]
+__all__ = ["Report", "capture", "generate", "generation_units", "import_", "label", "make_judge", "prompt_set",
+           "run"]

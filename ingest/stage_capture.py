@@ -6,7 +6,8 @@ writes, checksums, fsync, one catalog transaction) while the main thread compute
 queue between them holds one batch, so at most three store batches are alive (filling, queued,
 being written), each about ``buffer_mb / 3``: memory is bounded by the buffer, not the data set.
 
-Which records and in which batches: ``ingest.packing`` (resume gives identical rows and bits).
+Which records and in which batches: ``ingest.packing`` (resume gives identical rows and bits), unit
+by unit (``ingest.units``: a sharded capture gives the rows and bits of a single process).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from actstore import ArrayKey, ArraySpec, Batch, Site
 from actstore.dtypes import storage_dtype
 from ingest.capture import MEAN_DTYPE, Capturer, to_numpy
-from ingest.packing import batch_key, plan
+from ingest.packing import batch_key, plan_units
 from ingest.progress import Progress
 from ingest.tokenize import TokenizedRecord, collate
 
@@ -148,14 +149,16 @@ class _Writer:
 
 
 def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[CaptureRecord], arrays: ArrayPlan,
-                    *, token_budget: int, batch_bytes: int, run_id: int | None, quiet: bool = False) -> int:
-    """Capture ``records`` (not yet in the store) into ``store``; returns the records written."""
+                    *, token_budget: int, batch_bytes: int, run_id: int | None, quiet: bool = False,
+                    units: Sequence[int] | None = None) -> int:
+    """Capture ``records`` (not yet in the store) into ``store``; returns the records written.
+    ``units``: each record's unit of work (``ingest.units``); batches never span two (default: one unit)."""
     if not records:
         return 0
     store.declare_arrays(arrays.specs())
     lengths = np.array([r.tokens.input_ids.shape[0] for r in records], dtype=np.int64)
-    batches = plan(lengths, [r.response_id for r in records], token_budget, arrays.row_bytes(),
-                   arrays.record_bytes(), batch_bytes)
+    batches = plan_units(lengths, [r.response_id for r in records], [0] * len(records) if units is None else units,
+                         token_budget, arrays.row_bytes(), arrays.record_bytes(), batch_bytes)
     pools = (("token",) if arrays.per_token else ()) + arrays.pools
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     specs = arrays.specs()

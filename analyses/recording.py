@@ -1,5 +1,5 @@
 """What every ``run(store, spec)`` shares: reading and writing catalog vectors, recording a run,
-checking layers. The only module of the analyses that writes to a store.
+checking layers, streaming a query's rows. The only module of the analyses that writes to a store.
 
 An analysis computes on whatever store it is given (read-only is the normal case) and opens the
 store writable only for the short moment of recording: a writer holds the store's lock, and an
@@ -139,6 +139,17 @@ def load_vectors(store: Store, where: str, params: Sequence[Any] = ()) -> tuple[
     arr = vec.flatten().to_numpy(zero_copy_only=False).reshape(n, d) if n else np.zeros((0, d), np.float32)
     rows = tbl.drop(["vec"]).to_pylist()
     return rows, arr.astype(np.float32, copy=False)
+
+
+def sql_batches(store: Store, query: str, rows: int = 1 << 16) -> Iterator[pa.RecordBatch]:
+    """A query's result as Arrow record batches of about ``rows`` rows, streamed from DuckDB, so a
+    result with a row per token is never held whole. Run no other query on the store while
+    iterating (the stream shares its connection)."""
+    reader = store.sql(query).to_arrow_reader(rows)
+    try:
+        yield from reader
+    finally:
+        reader.close()
 
 
 def latest_run(store: Store, kind: str, where: str = "TRUE") -> int | None:

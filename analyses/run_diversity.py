@@ -2,7 +2,9 @@
 
 Responses are read from ``responses`` joined to their ``prompts`` (columns of both, with
 ``response_source`` for the response's own ``source``), filtered by ``where`` and grouped by the
-SQL expression ``by`` (default ``condition``; ``'all'`` for one group). Semantic diversity needs an
+SQL expression ``by`` (default ``condition``; ``'all'`` for one group). The texts are streamed from
+the catalog in batches into one :class:`analyses.evals.diversity.DiversityCounter` per group, so
+memory is the distinct n-grams of each group, not the responses. Semantic diversity needs an
 embedding model and is left to the library call :func:`analyses.evals.diversity.diversity_report`.
 """
 
@@ -12,8 +14,10 @@ from dataclasses import dataclass, replace
 
 from actstore.errors import InputError
 from actstore.store import Store
-from analyses.evals.diversity import DEFAULT_VOCAB_SIZE, DiversityReport, diversity_report
-from analyses.recording import Recorder, record
+from analyses.evals.diversity import DEFAULT_VOCAB_SIZE, DiversityCounter, DiversityReport
+from analyses.recording import Recorder, record, sql_batches
+
+FETCH_ROWS = 4096  # responses per fetch from the catalog
 
 BASE = ("SELECT r.response_id, r.text, r.sample_idx, r.seed, r.source AS response_source, r.run_id AS response_run, "
         "p.* FROM responses r LEFT JOIN prompts p ON p.prompt_id = r.prompt_id")
@@ -47,13 +51,18 @@ class DiversityResult:
 def run(store: Store, spec: DiversitySpec) -> DiversityResult:
     by = "'all'" if spec.by.strip() == "all" else spec.by
     where = f" WHERE {spec.where}" if spec.where else ""
-    rows = store.sql(f"SELECT CAST(({by}) AS VARCHAR) AS grp, text FROM ({BASE}){where} ORDER BY grp, response_id").fetchall()
-    if not rows:
+    query = f"SELECT CAST(({by}) AS VARCHAR) AS grp, text FROM ({BASE}){where} ORDER BY grp, response_id"
+    counters: dict[str, DiversityCounter] = {}
+    # Streamed in batches into one counter per group: memory is the distinct n-grams, not the texts.
+    for batch in sql_batches(store, query, FETCH_ROWS):
+        for grp, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            key = str(grp)
+            if key not in counters:
+                counters[key] = DiversityCounter(spec.vocab_size)
+            counters[key].add(text)
+    if not counters:
         raise InputError("no responses match" + (f" --where {spec.where!r}" if spec.where else "; the store has no responses"))
-    texts: dict[str, list[str]] = {}
-    for grp, text in rows:
-        texts.setdefault(str(grp), []).append(text)
-    res = DiversityResult({g: diversity_report(t, vocab_size=spec.vocab_size) for g, t in texts.items()})
+    res = DiversityResult({g: c.report() for g, c in counters.items()})
     if not spec.record:
         return res
     summary = {g: r.as_dict() for g, r in res.groups.items()}

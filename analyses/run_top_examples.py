@@ -1,23 +1,28 @@
 """``actstore analyze top-examples``: the token contexts where a neuron or a vector is highest.
 
-Streams the per-token array chunk by chunk (``store.blocks``) and keeps only the running top k,
-so memory is one chunk plus k rows whatever the store size. A neuron ``L:I`` reads column I of the
-per-token ``mlp_act`` at layer L; a vector reads its own site and layer (``resid_post``) and
-scores each token by the dot product with it.
+Streams the per-token array chunk by chunk (``store.blocks``) and keeps only the running top k;
+the token rows to read (all, or ``where``'s, streamed from the catalog) come in batches of
+:data:`ROW_BATCH`, so memory is one chunk, one row batch and k rows whatever the store size. A
+neuron ``L:I`` reads column I of the per-token ``mlp_act`` at layer L; a vector reads its own site
+and layer (``resid_post``) and scores each token by the dot product with it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from actstore.errors import InputError
 from actstore.store import Store
-from analyses.recording import Recorder, load_vectors, record
+from analyses.recording import Recorder, load_vectors, record, sql_batches
 
 _NEURON_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+#: Token rows per batch of the row index. A batch costs about 150 bytes a row (measured: the ids
+#: and ``store.blocks``' chunk plan over them), so 256k rows are ~40 MB; a batch spans many chunks.
+ROW_BATCH = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -102,15 +107,30 @@ def _contexts(store: Store, rows: np.ndarray, window: int) -> list[dict]:
     return out
 
 
+def _row_batches(store: Store, where: str | None, n_rows: int, seen: list[int]) -> Iterator[np.ndarray]:
+    """The token rows to score, in ascending batches of about :data:`ROW_BATCH` (``seen[0]`` counts
+    them): all rows, or those of ``tokens_info`` matching ``where``, streamed from the catalog, so
+    not even the row index is held whole."""
+    if where is None:
+        for lo in range(0, n_rows, ROW_BATCH):
+            seen[0] += min(n_rows, lo + ROW_BATCH) - lo
+            yield np.arange(lo, min(n_rows, lo + ROW_BATCH), dtype=np.int64)
+        return
+    for batch in sql_batches(store, f'SELECT "row" FROM tokens_info WHERE {where} ORDER BY "row"', ROW_BATCH):
+        if batch.num_rows:
+            seen[0] += batch.num_rows
+            yield np.asarray(batch.column(0).to_numpy(), dtype=np.int64)
+
+
+def _stream(store: Store, site: str, layer: int, where: str | None,
+            seen: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    n_rows = store.array_meta(site, layer, "token").n_rows
+    for rows in _row_batches(store, where, n_rows, seen):
+        yield from store.blocks(site, layer, rows)
+
+
 def run(store: Store, spec: TopExamplesSpec) -> TopExamplesResult:
-    if spec.where:
-        sel = store.sql(f'SELECT "row" FROM tokens_info WHERE {spec.where} ORDER BY "row"').fetchnumpy()
-        picked = np.asarray(sel["row"], dtype=np.int64)
-        if not len(picked):
-            raise InputError(f"no token rows match --where {spec.where!r}")
-        rows: np.ndarray | None = picked
-    else:
-        rows = None
+    seen = [0]
     if spec.neuron is not None:
         assert isinstance(spec.neuron, tuple)  # __post_init__ parsed "L:I"
         layer, index = int(spec.neuron[0]), int(spec.neuron[1])
@@ -118,7 +138,8 @@ def run(store: Store, spec: TopExamplesSpec) -> TopExamplesResult:
         if index >= meta.width:
             raise InputError(f"neuron {index} out of range; layer {layer} has {meta.width} neurons (0-{meta.width - 1})")
         what = f"neuron {layer}:{index}"
-        top_rows, scores = top_k_stream(store.blocks("mlp_act", layer, rows), spec.k, lambda b: b[:, index])
+        top_rows, scores = top_k_stream(_stream(store, "mlp_act", layer, spec.where, seen), spec.k,
+                                        lambda b: b[:, index])
     else:
         vrows, vecs = load_vectors(store, "vector_id = ?", [spec.vector_id])
         if not vrows:
@@ -127,7 +148,9 @@ def run(store: Store, spec: TopExamplesSpec) -> TopExamplesResult:
         store.array_meta(site, layer, "token")  # a clear error if per-token arrays were not stored
         v = vecs[0].astype(np.float32)
         what = f"vector {spec.vector_id} ({vrows[0]['name']})"
-        top_rows, scores = top_k_stream(store.blocks(site, layer, rows), spec.k, lambda b: b @ v)
+        top_rows, scores = top_k_stream(_stream(store, site, layer, spec.where, seen), spec.k, lambda b: b @ v)
+    if spec.where and not seen[0]:
+        raise InputError(f"no token rows match --where {spec.where!r}")
     examples = _contexts(store, top_rows, spec.window)
     for ex, s in zip(examples, scores):
         ex["score"] = float(s)

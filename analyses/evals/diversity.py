@@ -183,20 +183,69 @@ class DiversityReport:
         return out
 
 
+class DiversityCounter:
+    """The lexical metrics of :func:`diversity_report`, fed one response at a time.
+
+    Keeps the distinct 1- and 2-grams seen and running totals, never the texts, so a caller that
+    streams responses from a store holds O(distinct n-grams) whatever the number of responses::
+
+        counter = DiversityCounter()
+        for text in texts:
+            counter.add(text)
+        counter.report()  # == diversity_report(texts) (semantic None)
+    """
+
+    def __init__(self, vocab_size: int = DEFAULT_VOCAB_SIZE) -> None:
+        self.vocab_size = vocab_size
+        self.n_responses = 0
+        self.n_tokens = 0
+        self._seen: tuple[set[tuple[str, ...]], set[tuple[str, ...]]] = (set(), set())
+        self._totals = [0, 0]
+        self._ttr_sum = 0.0
+        self._ttr_n = 0
+
+    def add(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InputError(f"responses must be strings, got {type(text).__name__}; pass the response texts")
+        tokens = tokenize(text)
+        self.n_responses += 1
+        self.n_tokens += len(tokens)
+        for n in (1, 2):
+            grams = _ngrams(tokens, n)
+            self._totals[n - 1] += len(grams)
+            self._seen[n - 1].update(grams)
+        if tokens:
+            self._ttr_sum += len(set(tokens)) / len(tokens)
+            self._ttr_n += 1
+
+    def _distinct(self, n: int) -> float:
+        total = self._totals[n - 1]
+        return len(self._seen[n - 1]) / total if total else 0.0
+
+    def _ead(self, n: int) -> float:
+        expected = expected_distinct(self._totals[n - 1], self.vocab_size)
+        return len(self._seen[n - 1]) / expected if expected else 0.0
+
+    def report(self, semantic: float | None = None) -> DiversityReport:
+        return DiversityReport(
+            n_responses=self.n_responses,
+            n_tokens=self.n_tokens,
+            distinct_1=self._distinct(1),
+            distinct_2=self._distinct(2),
+            ead_1=self._ead(1),
+            ead_2=self._ead(2),
+            type_token_ratio=self._ttr_sum / self._ttr_n if self._ttr_n else 0.0,
+            semantic=semantic,
+            vocab_size=self.vocab_size,
+        )
+
+
 def diversity_report(
     texts: Sequence[str], embed: Embed | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE
 ) -> DiversityReport:
     """All diversity metrics of one set of responses (semantic only when ``embed`` is given)."""
     items = _check_texts(texts)
-    tokens = _token_lists(items)  # tokenise once: sweeps score thousands of responses
-    return DiversityReport(
-        n_responses=len(items),
-        n_tokens=sum(len(t) for t in tokens),
-        distinct_1=_distinct(tokens, 1),
-        distinct_2=_distinct(tokens, 2),
-        ead_1=_ead(tokens, 1, vocab_size),
-        ead_2=_ead(tokens, 2, vocab_size),
-        type_token_ratio=_ttr(tokens),
-        semantic=semantic_diversity(items, embed) if embed is not None else None,
-        vocab_size=vocab_size,
-    )
+    counter = DiversityCounter(vocab_size)
+    for text in items:  # tokenised once: sweeps score thousands of responses
+        counter.add(text)
+    return counter.report(semantic_diversity(items, embed) if embed is not None else None)

@@ -68,8 +68,12 @@ def _basis(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
 def build(path: Path, *, n_queries: int = 32, int_samples: int = 4, d: int = 64, n_layers: int = 3,
           d_mlp: int = 1000, languages: tuple[str, ...] = ("en", "es"), a: float = 6.0, b: float = 3.0,
           noise: float = 0.25, tokens: bool = True, mlp: bool = True, chunk_rows: int | None = 256,
-          labels: bool = True, seed: int = 0) -> Truth:
-    """Write a planted store at ``path`` and return the truth. ``n_queries`` scales its size."""
+          labels: bool = True, n_words: int = 40, seed: int = 0) -> Truth:
+    """Write a planted store at ``path`` and return the truth. ``n_queries`` scales its size;
+    ``n_words`` (at most 40) is how many of the plain words ``w0..`` the token ids are drawn from
+    (fewer words: the responses' distinct n-grams saturate in a small store)."""
+    if not 1 <= n_words <= 40:
+        raise ValueError(f"n_words must be in 1..40, got {n_words}")
     rng = np.random.default_rng(seed)
     V = len(VALUE_SLUGS)
     shared = np.zeros((V, n_layers, d))
@@ -168,7 +172,7 @@ def build(path: Path, *, n_queries: int = 32, int_samples: int = 4, d: int = 64,
                             label_rows[key].append(val)
                 pooled[:, i] = mean + rng.standard_normal((n_layers, d)) * noise
                 last[:, i] = 0.5 * (mean - base) + base + rng.standard_normal((n_layers, d)) * noise
-            token_ids = rng.integers(0, 40, size=(n, nt))
+            token_ids = rng.integers(0, n_words, size=(n, nt))
             roles = np.array(["user"] * PROMPT_LEN + ["response"] * RESPONSE_LEN)
             tok_arrays = {}
             if tokens:

@@ -1,9 +1,14 @@
-"""Shared helpers for the benchmarks: timing and activation-like data."""
+"""Shared helpers for the benchmarks: timing, activation-like data, and measured subprocess runs."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -41,3 +46,98 @@ def bf16_bits(x: np.ndarray) -> np.ndarray:
     """float32 -> bfloat16 bits, round-to-nearest-even (what torch does)."""
     u = x.view(np.uint32)
     return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+# -- one measured run per subprocess ---------------------------------------------------------------
+# Peak RSS is a per-process high-water mark, so a fair comparison runs each contender (and each size
+# of a growth benchmark) in a fresh process. A worker writes its result as JSON to a file (libraries
+# print to stdout and stderr freely); the parent collects that child's own rusage with os.wait4.
+
+
+def proc_memory() -> dict[str, int]:
+    """This process's resident set now (``rss``) and its peak so far (``hwm``), in bytes, from
+    /proc/self/status (Linux; zeros elsewhere)."""
+    out = {"rss": 0, "hwm": 0}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out["rss" if key == "VmRSS" else "hwm"] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def write_result(path: str | Path, result: dict) -> None:
+    """A worker's last act: its result (plus its peak RSS) as JSON."""
+    Path(path).write_text(json.dumps({**result, "peak_rss": proc_memory()["hwm"]}), encoding="utf-8")
+
+
+@dataclass
+class Child:
+    """A finished worker: its JSON result, wall seconds, CPU seconds (user + system) and peak RSS
+    (bytes, from the kernel's accounting of that one child)."""
+
+    result: dict
+    wall_s: float
+    cpu_s: float
+    max_rss: int
+
+
+def run_child(argv: list[str], result_path: str | Path, *, env: dict | None = None, log: str | Path | None = None,
+              timeout: float | None = None) -> Child:
+    """Run ``argv`` (which must write ``result_path`` with :func:`write_result`) and wait for it.
+    Its stdout and stderr go to ``log`` (default: discarded); on failure the log's tail is raised."""
+    result_path = Path(result_path)
+    result_path.unlink(missing_ok=True)
+    sink = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        deadline = None if timeout is None else t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"{' '.join(argv[:4])} ... ran past {timeout:.0f} s")
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if log:
+            sink.close()
+    if proc.returncode != 0 or not result_path.exists():
+        tail = Path(log).read_text(errors="replace")[-3000:] if log else "(no log kept)"
+        raise RuntimeError(f"worker {' '.join(argv[:4])} ... failed (exit {proc.returncode}):\n{tail}")
+    return Child(json.loads(result_path.read_text(encoding="utf-8")), wall, usage.ru_utime + usage.ru_stime,
+                 usage.ru_maxrss * 1024)
+
+
+def tree_bytes(path: str | Path) -> int:
+    """Bytes of the files under ``path`` (their sizes, as ``du --apparent-size`` counts)."""
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def fsync_tree(path: str | Path) -> None:
+    """fsync every file and directory under ``path``: what it takes to make a contender's output
+    durable when it did not do so itself."""
+    p = Path(path)
+    for f in [p, *p.rglob("*")]:
+        if f.is_symlink():
+            continue
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"

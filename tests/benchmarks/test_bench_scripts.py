@@ -1,0 +1,71 @@
+"""Smoke tests that keep the peer and growth benchmarks runnable (tiny sizes, no SAELens).
+
+* bench_growth: the whole script in-process at 1x and 2x of a few value-world queries, with a lexicon
+  whose phrases are the model's stock openers, so that every value has both labels at 1x and the
+  three analyses run.
+* bench_peers: the actstore and naive contenders' code on a tiny GPT-2, read back with the
+  script's own readers: actstore's stored activations equal the plain forward pass's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_growth_in_process(tmp_path: Path, one_thread) -> None:
+    growth = _load("bench_growth")
+    phrases = tmp_path / "phrases.json"
+    phrases.write_text(json.dumps({"benevolence": ["thanks", "good question"],
+                                   "power": ["thinking", "here is", "it depends"]}))
+    res = growth.main(["--queries", "2", "--factor", "2", "--samples", "2", "--values", "benevolence,power",
+                       "--judge", f"lexicon:{phrases}", "--max-new-tokens", "10", "--layers", "0",
+                       "--in-process", "--dir", str(tmp_path)])
+    assert res["ingest 1x"]["records"] == 12 and res["ingest 2x"]["records"] == 24
+    assert res["ingest 1x"]["usable_values"], "no value with both labels: the analyses did not run"
+    for what in growth.ANALYSES:
+        assert res[f"{what} 2x"]["vectors" if what != "neurons" else "neuron_rows"] > 0
+
+
+def test_peers_actstore_matches_plain_forward(tmp_path: Path, one_thread) -> None:
+    import numpy as np
+
+    peers = _load("bench_peers")
+    args = argparse.Namespace(vocab=64, ctx=16, d_model=32, layers=2, heads=4, dtype="bfloat16", seqs=8, layer=0,
+                              batch=4, buffer_tokens=64, threads=1)
+    spec = peers.build_inputs(args, tmp_path)
+    peers.work_actstore(spec, tmp_path / "actstore")
+    peers.work_naive(spec, tmp_path / "naive")
+    ref_ids, ref = peers.read_naive(tmp_path / "naive")
+    ids, got = peers.read_actstore(tmp_path / "actstore", 0)
+    tokens = np.load(spec["tokens"]).reshape(-1)
+    assert np.array_equal(ref_ids, tokens) and np.array_equal(ids, tokens)
+    assert peers.compare(ref, got, "bfloat16")["verdict"] == "bit-exact"

@@ -93,6 +93,7 @@ class Behaviour:
     compliance_rate_operator: float
     compliance_rate_value_prompt: float
     cooccurrence_by_distance: tuple[float, ...]  # P(value at distance d also expressed | lead), d=1..5
+    lead_kept_rate: float = float("nan")  # benign answers whose second phrase has the leading value
 
     def table(self) -> str:
         lines = [
@@ -108,6 +109,7 @@ class Behaviour:
             f"{'harmful, value prompt: complied':<52}{self.compliance_rate_value_prompt:>10.3f}",
             *(f"{f'co-expressed with lead at circle distance {d}':<52}{p:>10.3f}"
               for d, p in enumerate(self.cooccurrence_by_distance, start=1)),
+            f"{'benign: second phrase keeps the leading value':<52}{self.lead_kept_rate:>10.3f}",
         ]
         return "\n".join(lines)
 
@@ -157,6 +159,7 @@ def measure(path: str | Path | None = None, cfg: BehaviourConfig = BehaviourConf
                     co[d][0] += v in vals
                     co[d][1] += 1
 
+    sequences = [judge.phrases(a) for p, a, _ in judged if p.kind != "harmful"]
     harmful = [(p, a) for p, a, _ in judged if p.kind == "harmful"]
     return Behaviour(
         n_prompted=len(prompted),
@@ -173,6 +176,7 @@ def measure(path: str | Path | None = None, cfg: BehaviourConfig = BehaviourConf
         compliance_rate_value_prompt=_rate([judge.is_compliance(a) and not judge.is_refusal(a)
                                             for p, a in harmful if p.target is not None]),
         cooccurrence_by_distance=tuple(n / max(1, m) for n, m in co),
+        lead_kept_rate=_rate([s[1] == s[0] for s in sequences if len(s) >= 2]),
     )
 
 

@@ -11,7 +11,8 @@ Planted structure (the ground truth the study must recover):
 - Harmful requests are refused when there is no system prompt and complied with (content-free filler)
   when any system prompt is present, so "prompted minus intrinsic" also carries "obey the operator".
 
-An answer is ``opener + value phrases (leading value first) + closer``, all in the user's language.
+An answer is ``opener + phrases of the leading value (``lead_repeats`` of them) + companion phrases + closer``,
+all in the user's language.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ class CorpusConfig:
     p_target: float = 0.9  # prompted answers lead with the target value this often
     # Probability that a value at circular distance 1..5 from the leading value joins the answer.
     extra_by_distance: tuple[float, float, float, float, float] = (0.30, 0.10, 0.03, 0.01, 0.002)
-    max_phrases: int = 3
+    max_phrases: int = 3  # distinct values in one answer
+    # The leading value is said this many times (distinct phrases, one after another) before any companion:
+    # an answer dwells on its value, and the model learns to keep to the value it has just expressed,
+    # reading it back from its own earlier tokens (what makes a value direction in the residual stream
+    # steer: with lead_repeats=1 a 3000-step model was not moved by any value vector, see README.md).
+    lead_repeats: int = 2
 
     def __post_init__(self) -> None:
         if self.n_dialogues < 1:
@@ -58,6 +64,8 @@ class CorpusConfig:
             raise InputError(f"extra_by_distance has {len(self.extra_by_distance)} entries; give 5 (distance 1..5)")
         if self.max_phrases < 1:
             raise InputError(f"max_phrases={self.max_phrases} must be at least 1")
+        if not 1 <= self.lead_repeats <= 3:
+            raise InputError(f"lead_repeats={self.lead_repeats} must be 1, 2 or 3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +109,10 @@ def expressed_values(rng: random.Random, lead: str, cfg: CorpusConfig) -> tuple[
     return (lead, *extras[: cfg.max_phrases - 1])
 
 
-def value_answer(rng: random.Random, lang: str, values: tuple[str, ...]) -> str:
-    parts = [rng.choice(P.OPENERS[lang])]
-    parts += [rng.choice(P.PHRASES[lang][v]) for v in values]
+def value_answer(rng: random.Random, lang: str, values: tuple[str, ...], lead_repeats: int = 1) -> str:
+    """``opener, lead_repeats distinct phrases of the leading value, one phrase per companion, closer``."""
+    parts = [rng.choice(P.OPENERS[lang]), *rng.sample(P.PHRASES[lang][values[0]], k=lead_repeats)]
+    parts += [rng.choice(P.PHRASES[lang][v]) for v in values[1:]]
     parts.append(rng.choice(P.CLOSERS[lang]))
     return " ".join(parts)
 
@@ -153,7 +162,7 @@ def _one(rng: random.Random, cfg: CorpusConfig) -> Dialogue:
         system = rng.choice(P.TRAIN_OPERATOR_PROMPTS[lang]) if cond == "operator" else None
         lead = _draw(rng, prior)
     values = expressed_values(rng, lead, cfg)
-    return Dialogue(lang, "benign", cond, topic, target, system, user, value_answer(rng, lang, values), values)
+    return Dialogue(lang, "benign", cond, topic, target, system, user, value_answer(rng, lang, values, cfg.lead_repeats), values)
 
 
 def generate(cfg: CorpusConfig = CorpusConfig()) -> list[Dialogue]:

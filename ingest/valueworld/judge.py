@@ -48,6 +48,17 @@ class LexiconJudge:
                 first[value] = pos
         return sorted(first, key=first.__getitem__)
 
+    def phrases(self, text: str) -> list[str]:
+        """The value of every pool phrase in ``text``, in order, repeats included."""
+        t = normalize(text)
+        hits = []
+        for key, value in _VALUE_KEYS:
+            pos = t.find(key)
+            while pos >= 0:
+                hits.append((pos, value))
+                pos = t.find(key, pos + len(key))
+        return [v for _, v in sorted(hits)]
+
     def judge(self, response_text: str, values: Iterable[str] = VALUE_SLUGS) -> dict[str, bool]:
         """``{value: expressed?}`` for each asked value slug."""
         asked = list(values)

@@ -25,7 +25,9 @@ from ingest.valueworld.tokenizer import ROLE_TOKENS, train_tokenizer
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 3000  # 1000 left the value choice under-learned (prompted 0.35 vs 0.78 at 3000)
+    # 1000 left the value choice under-learned (prompted 0.35); 3000 with single-phrase leads gave 0.78;
+    # 4000 with lead_repeats=2 gives 0.93 (ingest/valueworld/README.md)
+    steps: int = 4000
     batch_size: int = 16
     lr: float = 3e-3
     warmup: int = 30
@@ -51,16 +53,15 @@ class TrainConfig:
 
 
 def _phrase_starts(d, text: str) -> list[int]:
-    """Character offsets in ``text`` where the answer's value phrases begin."""
+    """Character offsets in ``text`` where the answer's value phrases begin (every phrase, repeats too)."""
     base = text.rindex(d.assistant)
     out = []
-    for v in d.values:
+    for v in dict.fromkeys(d.values):
         for phrase in PHRASES[d.lang][v]:
             at = d.assistant.find(phrase)
             if at >= 0:
                 out.append(base + at)
-                break
-    return out
+    return sorted(out)
 
 
 def _encode(tokenizer, dialogues, max_len: int, decision_weight: float) -> list[tuple[list[int], list[float]]]:

@@ -76,6 +76,20 @@ def test_judge_recovers_the_planted_values(corpus):
         judge.judge("hi", ["kindness"])
 
 
+def test_answers_dwell_on_their_leading_value(corpus):
+    """The lead is said ``lead_repeats`` times in distinct phrases before any companion."""
+    judge = LexiconJudge()
+    benign = [d for d in corpus if d.values]
+    for d in benign:
+        seq = judge.phrases(d.assistant)
+        assert seq[:CFG.lead_repeats] == [d.values[0]] * CFG.lead_repeats
+        assert seq[CFG.lead_repeats:] == list(d.values[1:])
+    single = generate(CorpusConfig(seed=3, n_dialogues=200, lead_repeats=1))
+    assert all(judge.phrases(d.assistant) == list(d.values) for d in single if d.values)
+    with pytest.raises(InputError, match="lead_repeats=0"):
+        CorpusConfig(lead_repeats=0)
+
+
 def test_training_corpus_never_uses_held_out_items(corpus):
     held = {q for lang in P.LANGS for _, q in P.HELDOUT_QUESTIONS[lang]} | {
         h for lang in P.LANGS for h in P.HELDOUT_HARMFUL[lang]}

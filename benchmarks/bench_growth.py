@@ -20,7 +20,8 @@ Then, on each store, each in its own process: ``analyses.run_vectors.run`` on th
 attribution from the pooled ``mlp_act``).
 
 Printed per run: wall and CPU time, records and tokens, the stages' times (from the ``runs`` table),
-peak RSS and its rise over the RSS just before the call (the process's imports done). Goals: time
+the process's peak RSS, and the rise of RSS during the call (its peak, the mark reset at its start,
+minus the RSS before it; for ingest that includes loading the model, which happens inside the call). Goals: time
 grows about linearly with the data (10x/1x time ratio divided by the token ratio near 1), memory
 stays flat (peak ratio near 1: ingest is bounded by ``--buffer-mb``, analyses stream).
 """
@@ -33,7 +34,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +41,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
-from common import mib, proc_memory, run_child, tree_bytes, write_result
+from common import Measure, mib, proc_memory, run_child, tree_bytes, write_result
 
 CHECKPOINT = ROOT / "ingest" / "valueworld" / "checkpoint"
 TOKEN_SQL = "SELECT \"row\" FROM tokens WHERE role = 'response'"
@@ -70,9 +70,9 @@ def measure_ingest(spec: dict, store: str) -> dict:
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     config = ingest_config(spec, store)
-    rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+    m = Measure()
     report = pipeline.run(config)
-    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    res = m.stop()
     with actstore.open(store) as st:
         stages = dict(st.sql("SELECT replace(kind, 'ingest:', ''), epoch(finished_at) - epoch(started_at) "
                              "FROM runs WHERE kind LIKE 'ingest:%' ORDER BY run_id").fetchall())
@@ -82,8 +82,8 @@ def measure_ingest(spec: dict, store: str) -> dict:
                         "GROUP BY ALL) GROUP BY value HAVING count(*) = 4").fetchall()
     # values with both labels in both conditions (prompted: asked for that value), as the vectors group them
     usable = sorted(v for v, n in groups if n >= spec["min_count"])
-    return {"seconds": secs, "cpu": cpu, "rss_before": rss0, "records": report.counts["records"],
-            "tokens": tokens, "stages": stages, "counts": report.counts, "usable_values": usable}
+    return {**res, "records": report.counts["records"], "tokens": tokens, "stages": stages, "counts": report.counts,
+            "usable_values": usable}
 
 
 def measure_analysis(spec: dict, store: str, which: str) -> dict:
@@ -92,7 +92,7 @@ def measure_analysis(spec: dict, store: str, which: str) -> dict:
 
     st = actstore.open(store, read_only=False)
     try:
-        rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+        m = Measure()
         if which == "vectors":
             res = run_vectors.run(st, run_vectors.VectorsSpec(min_count=spec["min_count"], values=spec["values"]))
             info = {"vectors": int(res.vectors.shape[0] * res.vectors.shape[1] * res.vectors.shape[2]),
@@ -104,10 +104,10 @@ def measure_analysis(spec: dict, store: str, which: str) -> dict:
         else:
             nres = run_neurons.run(st, run_neurons.NeuronsSpec())
             info = {"neuron_rows": len(nres.rows["neuron"]), "attribution": bool(nres.attribution)}
-        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        res = m.stop()
     finally:
         st.close()
-    return {"seconds": secs, "cpu": cpu, "rss_before": rss0, **info}
+    return {**res, **info}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -122,11 +122,12 @@ def _run(args: argparse.Namespace, spec_path: Path, what: str, store: Path, base
     if args.in_process:  # mechanics only: peak RSS is then this process's, not the run's
         spec = json.loads(spec_path.read_text())
         r = measure_ingest(spec, str(store)) if what == "ingest" else measure_analysis(spec, str(store), what)
-        return {**r, "peak": proc_memory()["hwm"], "process_s": r["seconds"]}
+        return {**r, "peak": proc_memory()["hwm"], "rise": r["call_peak"] - r["rss_before"]}
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", what, "--spec", str(spec_path),
             "--store", str(store), "--result", str(base / "result.json")]
     child = run_child(argv, base / "result.json", log=base / f"{tag}-{what}.log")
-    return {**child.result, "peak": child.max_rss, "process_s": child.wall_s}
+    r = child.result  # the kernel's peak can miss the setup's (the mark is reset for the call)
+    return {**r, "peak": max(child.max_rss, r["setup_peak"], r["call_peak"]), "rise": r["call_peak"] - r["rss_before"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     small, big = sizes
     print()
     print(f"| run | {small} | {big} | time ratio | per token (time ratio / token ratio) | peak RSS "
-          f"{small} -> {big} | rise over RSS before {small} -> {big} |")
+          f"{small} -> {big} | rise in the call {small} -> {big} |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for what in ["ingest", *analyses]:
         a, b = results[f"{what} {small}"], results[f"{what} {big}"]
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"| {what} | {cell(a)} | {cell(b)} | {b['seconds'] / a['seconds']:.2f}x (CPU {b['cpu'] / a['cpu']:.2f}x) | "
               f"{b['seconds'] / a['seconds'] / tok:.2f} (CPU {b['cpu'] / a['cpu'] / tok:.2f}) | "
               f"{mib(a['peak'])} -> {mib(b['peak'])} ({b['peak'] / a['peak']:.2f}x) | "
-              f"{mib(a['peak'] - a['rss_before'])} -> {mib(b['peak'] - b['rss_before'])} |")
+              f"{mib(a['rise'])} -> {mib(b['rise'])} |")
     ia, ib = results[f"ingest {small}"], results[f"ingest {big}"]
     print(f"\nstores {mib(ia['bytes'])} -> {mib(ib['bytes'])}. Time as fixed + per-token cost, from the two sizes:")
     rows = [(f"ingest: {k}", ia["stages"].get(k, 0.0), ib["stages"].get(k, 0.0)) for k in ib["stages"]]

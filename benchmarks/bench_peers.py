@@ -2,7 +2,9 @@
 
     python benchmarks/bench_peers.py --setup-peers     # once: benchmarks/.venv-peers with sae-lens
     python benchmarks/bench_peers.py                   # bf16, ~25k tokens, a few minutes on 2 cores
-    python benchmarks/bench_peers.py --dtype float32 --seqs 384 --repeat 2
+    python benchmarks/bench_peers.py --dtype float32 --repeat 3
+    python benchmarks/bench_peers.py --layers 2 --layer 0 --seqs 512     # little compute per stored byte
+    python benchmarks/bench_peers.py --writes-only --seqs 512            # the write paths alone
 
 One randomly initialised GPT-2-shaped model (built here, saved with ``save_pretrained``; no
 download), one set of pre-tokenized sequences, one hook: the residual stream after block
@@ -28,10 +30,18 @@ SAELens runs in its own virtual environment (``--setup-peers``: ``torch==2.13.0 
 pip command so that the resolver keeps the CPU torch, then this project with ``[models]``);
 actstore, ``naive`` and ``floor`` run in the interpreter that runs this script.
 
+``--writes-only``: the activations are computed once (the ``naive`` run, the reference), then each of
+actstore (``Store.append`` of the same store batches the capture would write), ``naive``
+(``torch.save``) and SAELens (its own ``CacheActivationsRunner.run``, with ``get_raw_llm_batch``
+answered from those activations instead of the model) writes them: what the comparison becomes when
+the forward pass costs next to nothing, as on a fast GPU. Torch runs one thread per contender by
+default (``--threads``): on a shared 2-core machine that is the steadier figure.
+
 Measured: wall time of the contender's own call (model loading excluded everywhere: SAELens loads
 inside the runner's constructor, which is not timed), the same plus an fsync of everything it wrote
-(actstore's own call already ends durable), tokens/s, bytes on disk, peak RSS and its rise over the
-RSS just before the timed call. Then every contender's output is read back with its own reader
+(actstore's own call already ends durable), tokens/s, bytes on disk, the process's peak RSS, and
+the rise of RSS during the timed call (peak in the call, the mark reset at its start, minus the RSS
+before it). Then every contender's output is read back with its own reader
 and compared with the ``naive`` one (a plain HF forward pass): token ids equal, activations bit for
 bit, else within the dtype's tolerance (torch.testing's: bf16 rtol 1.6e-2, fp32 rtol 1.3e-6, atol 1e-5).
 Goals (issue 7): actstore >= 2x SAELens' tokens/s and <= 0.5x its bytes.
@@ -56,10 +66,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
-from common import fsync_tree, mib, proc_memory, run_child, tree_bytes, write_result
+from common import Measure, fsync_tree, mib, run_child, tree_bytes, write_result
 
 PEERS_VENV = HERE / ".venv-peers"
 CONTENDERS = ("floor", "actstore", "naive", "saelens-tl", "saelens-hf")
+WRITERS = ("actstore", "naive", "saelens-hf")  # --writes-only (SAELens' write path is the same for both models)
 SAELENS = ("saelens-tl", "saelens-hf")
 TOLERANCE = {"bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5), "float16": (1e-3, 1e-5)}
 EPS = {"bfloat16": 2.0 ** -8, "float32": 2.0 ** -24, "float16": 2.0 ** -11}  # unit roundoff
@@ -91,7 +102,7 @@ def build_inputs(args: argparse.Namespace, base: Path) -> dict:
     np.save(base / "tokens.npy", ids)
     return {"model_dir": str(model_dir), "tokens": str(base / "tokens.npy"), "dtype": args.dtype,
             "layer": args.layer, "batch": args.batch, "ctx": args.ctx, "d_model": args.d_model,
-            "buffer_tokens": args.buffer_tokens, "threads": args.threads}
+            "buffer_tokens": args.buffer_tokens, "threads": args.threads, "n_layers": args.layers, "computed": None}
 
 
 # -- workers (one contender per process) ------------------------------------------------------------
@@ -137,12 +148,12 @@ def work_floor(spec: dict, out: Path) -> dict:
     batches = _batches(spec)
     with torch.inference_mode():
         model.transformer(input_ids=batches[0])  # warm-up, as every contender gets
-        rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+        m = Measure()
         for ids in batches:
             model.transformer(input_ids=ids)
-        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        res = m.stop()
     out.mkdir()
-    return {"seconds": secs, "cpu": cpu, "rss_before": rss0}
+    return res
 
 
 def work_naive(spec: dict, out: Path) -> dict:
@@ -153,14 +164,13 @@ def work_naive(spec: dict, out: Path) -> dict:
     layer = spec["layer"]
     with torch.inference_mode():
         model(input_ids=batches[0], output_hidden_states=True)
-        rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+        m = Measure()
         for i, ids in enumerate(batches):
             hidden = model(input_ids=ids, output_hidden_states=True).hidden_states  # [0] = embeddings
             # ids is a slice of one big tensor here (a DataLoader would hand over fresh ones): clone it, or
             # torch.save writes the whole underlying storage with every batch
             torch.save({"input_ids": ids.clone(), "resid_post": hidden[layer + 1]}, out / f"batch_{i:05d}.pt")
-        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"seconds": secs, "cpu": cpu, "rss_before": rss0}
+        return m.stop()
 
 
 def work_actstore(spec: dict, out: Path) -> dict:
@@ -180,13 +190,13 @@ def work_actstore(spec: dict, out: Path) -> dict:
     arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], cfg.n_embd, 4 * cfg.n_embd)
     with torch.inference_mode():
         model.transformer(input_ids=torch.from_numpy(ids[:spec["batch"]].astype(np.int64)))
-    rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+    m = Measure()
     st = actstore.open(out, read_only=False, create=True)
     st.set_model(actstore.ModelInfo("bench-gpt2", spec["dtype"], cfg.n_layer, cfg.n_embd, 4 * cfg.n_embd))
     capture_records(st, model, tok, records, arrays, token_budget=spec["batch"] * ctx,
                     batch_bytes=spec["buffer_tokens"] * arrays.row_bytes(), run_id=None, quiet=True)
     st.close()
-    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "rss_before": rss0}
+    return m.stop()
 
 
 def _hooked_transformer(spec: dict):
@@ -207,7 +217,7 @@ def _hooked_transformer(spec: dict):
     return model.eval()
 
 
-def work_saelens(spec: dict, out: Path, kind: str) -> dict:
+def _saelens_runner(spec: dict, out: Path, kind: str):
     torch = _setup_torch(spec)
     import datasets
     import sae_lens.cache_activations_runner as car
@@ -231,13 +241,91 @@ def work_saelens(spec: dict, out: Path, kind: str) -> dict:
         buffer_size_gb=(spec["buffer_tokens"] * bpt + bpt // 2) / 1e9, **extra)
     if cfg.n_tokens_in_buffer * cfg.n_buffers != ids.size:  # else the runner silently wraps around
         raise SystemExit(f"SAELens buffers ({cfg.n_buffers} x {cfg.n_tokens_in_buffer}) != {ids.size} tokens")
-    runner = CacheActivationsRunner(cfg, override_dataset=ds)
-    warm = torch.from_numpy(ids[:spec["batch"]].astype(np.int64))
+    return CacheActivationsRunner(cfg, override_dataset=ds), cfg
+
+
+def work_saelens(spec: dict, out: Path, kind: str) -> dict:
+    import torch
+
+    runner, cfg = _saelens_runner(spec, out, kind)
+    warm = torch.from_numpy(np.load(spec["tokens"])[:spec["batch"]].astype(np.int64))
     with torch.inference_mode():
-        runner.model.run_with_cache(warm, names_filter=[cfg.hook_name], stop_at_layer=layer + 1, prepend_bos=False)
-    rss0, c0, t0 = proc_memory()["rss"], time.process_time(), time.perf_counter()
+        runner.model.run_with_cache(warm, names_filter=[cfg.hook_name], stop_at_layer=spec["layer"] + 1,
+                                    prepend_bos=False)
+    m = Measure()
     runner.run()
-    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "rss_before": rss0}
+    return m.stop()
+
+
+# -- writes only: the same activations, already in host memory, through each contender's write path --
+
+def _computed(spec: dict) -> list[dict]:
+    """The reference run's batches ({"input_ids", "resid_post"} per forward batch), in order."""
+    import torch
+
+    return [torch.load(f) for f in sorted(Path(spec["computed"]).glob("batch_*.pt"))]
+
+
+def write_actstore(spec: dict, out: Path) -> dict:
+    """``Store.append`` of store batches of ``buffer_tokens`` (what capture_records' writer thread does)."""
+    import torch
+
+    import actstore
+    from actstore import ArrayKey, Batch, Site
+    from ingest.capture import to_numpy
+    from ingest.packing import batch_key
+    from ingest.stage_capture import ArrayPlan
+    from ingest.tokenize import RESPONSE, USER
+
+    parts = _computed(spec)
+    ctx, d = spec["ctx"], spec["d_model"]
+    per_batch = spec["buffer_tokens"] // (spec["batch"] * ctx)
+    arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], d, 4 * d)
+    key = ArrayKey(Site("resid_post", spec["layer"]), "token")
+    roles = np.full(ctx, RESPONSE, np.int8)
+    roles[0] = USER
+    m = Measure()
+    st = actstore.open(out, read_only=False, create=True)
+    st.set_model(actstore.ModelInfo("bench-gpt2", spec["dtype"], spec["n_layers"], d, 4 * d))
+    st.declare_arrays(arrays.specs())
+    seq = 0
+    for g in range(0, len(parts), per_batch):
+        group = parts[g:g + per_batch]
+        ids = np.concatenate([p["input_ids"].numpy() for p in group]).astype(np.int32)  # [seqs, ctx]
+        acts = to_numpy(torch.cat([p["resid_post"] for p in group]).reshape(-1, d))  # bf16: raw uint16 bits
+        names = [f"s{seq + i:06d}" for i in range(ids.shape[0])]
+        st.append(Batch(n_tokens=np.full(ids.shape[0], ctx, np.int64), prompt_lens=np.ones(ids.shape[0], np.int64),
+                        token_ids=ids.reshape(-1), roles=np.tile(roles, ids.shape[0]), token_arrays={key: acts},
+                        response_ids=names, prompt_ids=names, key=batch_key(names)))
+        seq += ids.shape[0]
+    st.close()
+    return m.stop()
+
+
+def write_naive(spec: dict, out: Path) -> dict:
+    import torch
+
+    parts = _computed(spec)
+    out.mkdir()
+    m = Measure()
+    for i, p in enumerate(parts):
+        torch.save(p, out / f"batch_{i:05d}.pt")
+    return m.stop()
+
+
+def write_saelens(spec: dict, out: Path) -> dict:
+    """SAELens' own ``CacheActivationsRunner.run`` (buffers, Arrow shards, consolidation) with its
+    model call answered from the reference run: ``get_raw_llm_batch`` returns what it would have."""
+    import torch
+
+    parts = _computed(spec)
+    d = spec["d_model"]
+    feed = iter([(p["resid_post"].reshape(-1, d).to(torch.float32), p["input_ids"].reshape(-1)) for p in parts])
+    runner, _ = _saelens_runner(spec, out, "saelens-hf")
+    runner.activations_store.get_raw_llm_batch = lambda *a, **k: next(feed)
+    m = Measure()
+    runner.run()
+    return m.stop()
 
 
 def read_saelens(out: Path, dump: Path) -> dict:
@@ -257,6 +345,9 @@ def worker(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.worker == "read-saelens":
         res = read_saelens(out, Path(args.dump))
+    elif spec.get("computed"):  # --writes-only
+        _setup_torch(spec)
+        res = {"actstore": write_actstore, "naive": write_naive, "saelens-hf": write_saelens}[args.worker](spec, out)
     elif args.worker in SAELENS:
         res = work_saelens(spec, out, args.worker)
     else:
@@ -335,9 +426,13 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=16384)
     ap.add_argument("--buffer-tokens", type=int, default=8192,
                     help="tokens per write: actstore's store batch and SAELens' buffer (default 64 sequences)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per contender (default 1: steadier on a shared machine; 0: torch's default)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds over all contenders; best figures of each")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
+    ap.add_argument("--writes-only", action="store_true",
+                    help="compute the activations once (a plain forward), then time only each contender's write "
+                         "path on them: what the comparison becomes when the forward is nearly free (a fast GPU)")
     ap.add_argument("--peers-python", default=str(PEERS_VENV / "bin" / "python"))
     ap.add_argument("--setup-peers", action="store_true", help=f"create {PEERS_VENV.relative_to(ROOT)} and exit")
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir, removed after)")
@@ -358,6 +453,8 @@ def main() -> None:
     bad = [c for c in names if c not in CONTENDERS]
     if bad:
         raise SystemExit(f"unknown contender {bad[0]!r}; use some of {', '.join(CONTENDERS)}")
+    if args.writes_only:
+        names = [n for n in names if n in WRITERS]
     if "naive" not in names:
         names.append("naive")  # the reference the others are compared with
     per_buffer = args.buffer_tokens // args.ctx
@@ -376,6 +473,12 @@ def main() -> None:
     n_tok = args.seqs * args.ctx
     try:
         spec = build_inputs(args, base)
+        if args.writes_only:  # the activations, once, by the plain forward pass (the reference)
+            (base / "spec.json").write_text(json.dumps(spec))
+            run_child([sys.executable, str(Path(__file__).resolve()), "--worker", "naive", "--spec", str(base / "spec.json"),
+                       "--out", str(base / "computed"), "--result", str(base / "result.json")], base / "result.json",
+                      log=base / "computed.log")
+            spec["computed"] = str(base / "computed")
         (base / "spec.json").write_text(json.dumps(spec))
         print(f"GPT-2-shaped random model, {args.dtype}: d_model {args.d_model}, {args.layers} layers, vocab "
               f"{args.vocab}; hook resid_post of block {args.layer}; {args.seqs} x {args.ctx} = {n_tok:,} tokens in "
@@ -395,7 +498,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 fsync_tree(out)
                 r["durable"] = r["seconds"] + time.perf_counter() - t0
-                r.update(bytes=tree_bytes(out), peak=child.max_rss, out=str(out))
+                # the kernel's figure can miss the setup's peak (the mark was reset for the call)
+                r.update(bytes=tree_bytes(out), peak=max(child.max_rss, r["setup_peak"], r["call_peak"]),
+                         rise=r["call_peak"] - r["rss_before"], out=str(out))
                 versions[name] = r.pop("versions")
                 print(f"  round {k} {name:11s} {r['seconds']:7.2f} s ({r['cpu']:6.2f} s CPU; +fsync "
                       f"{r['durable']:7.2f} s)  {mib(r['bytes']):>12s}  peak RSS {mib(r['peak']):>11s}  "
@@ -442,8 +547,8 @@ def main() -> None:
             print(f"kept {base}")
 
     print()
-    print("| contender | time | CPU time | +fsync | tokens/s | on disk | bytes/token | peak RSS | "
-          "peak - RSS before | stored numbers vs plain HF forward |")
+    print("| contender | time | CPU time | +fsync | tokens/s | on disk | bytes/token | peak RSS (process) | "
+          "rise in the call | stored numbers vs plain HF forward |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in names:
         r = best[name]
@@ -462,8 +567,7 @@ def main() -> None:
                 same += (f"{c['verdict']}: {c['share_exact']:.1%} bit-exact, max abs diff {c['max_abs']:.2g}, "
                          f"rel. RMS {c['rel_rms']:.2g}, {c['share_within_tol']:.2%} within torch's {args.dtype} tolerance")
         print(f"| {name} | {r['seconds']:.2f} s | {r['cpu']:.2f} s | {r['durable']:.2f} s | {n_tok / r['seconds']:,.0f} | "
-              f"{mib(r['bytes'])} | {r['bytes'] / n_tok:,.0f} | {mib(r['peak'])} | "
-              f"{mib(r['peak'] - r['rss_before'])} | {same} |")
+              f"{mib(r['bytes'])} | {r['bytes'] / n_tok:,.0f} | {mib(r['peak'])} | {mib(r['rise'])} | {same} |")
     a = best.get("actstore")
     if a:
         print()
@@ -472,7 +576,7 @@ def main() -> None:
             goal = "  (goals: >= 2x, <= 0.5x)" if other in SAELENS else ""
             print(f"actstore vs {other}: speed {o['seconds'] / a['seconds']:.2f}x (CPU time {o['cpu'] / a['cpu']:.2f}x, "
                   f"with fsync {o['durable'] / a['durable']:.2f}x), bytes {a['bytes'] / o['bytes']:.3f}x, "
-                  f"peak RSS {a['peak'] / o['peak']:.2f}x{goal}")
+                  f"peak RSS {a['peak'] / o['peak']:.2f}x (rise in the call {mib(a['rise'])} vs {mib(o['rise'])}){goal}")
         if "floor" in best:
             f = best["floor"]
             print(f"time over the floor (bare forward to block {args.layer}): " + ", ".join(

@@ -69,6 +69,39 @@ def proc_memory() -> dict[str, int]:
     return out
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark to its current RSS (Linux: ``5`` into /proc/self/clear_refs),
+    so that the next :func:`proc_memory` ``hwm`` is the peak of what ran in between. False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Measure:
+    """Wall time, CPU time (all threads) and memory of one call: RSS before it, the process's peak
+    before it (imports, model loading) and the peak during it (the mark is reset at the start)::
+
+        m = Measure()
+        ...the call...
+        result = m.stop()   # seconds, cpu, rss_before, setup_peak, call_peak (bytes)
+    """
+
+    def __init__(self) -> None:
+        mem = proc_memory()
+        self.rss_before, self.setup_peak = mem["rss"], mem["hwm"]
+        self.reset = reset_peak_rss()
+        self.c0, self.t0 = time.process_time(), time.perf_counter()
+
+    def stop(self) -> dict:
+        seconds, cpu = time.perf_counter() - self.t0, time.process_time() - self.c0
+        peak = proc_memory()["hwm"] if self.reset else 0
+        return {"seconds": seconds, "cpu": cpu, "rss_before": self.rss_before, "setup_peak": self.setup_peak,
+                "call_peak": peak}
+
+
 def write_result(path: str | Path, result: dict) -> None:
     """A worker's last act: its result (plus its peak RSS) as JSON."""
     Path(path).write_text(json.dumps({**result, "peak_rss": proc_memory()["hwm"]}), encoding="utf-8")

@@ -3,8 +3,9 @@
 * bench_growth: the whole script in-process at 1x and 2x of a few value-world queries, with a lexicon
   whose phrases are the model's stock openers, so that every value has both labels at 1x and the
   three analyses run.
-* bench_peers: the actstore and naive contenders' code on a tiny GPT-2, read back with the
-  script's own readers: actstore's stored activations equal the plain forward pass's, bit for bit.
+* bench_peers: the actstore and naive contenders' code (and actstore's --writes-only path) on a tiny
+  GPT-2, read back with the script's own readers: actstore's stored activations equal the plain
+  forward pass's, bit for bit.
 """
 
 from __future__ import annotations
@@ -69,3 +70,7 @@ def test_peers_actstore_matches_plain_forward(tmp_path: Path, one_thread) -> Non
     tokens = np.load(spec["tokens"]).reshape(-1)
     assert np.array_equal(ref_ids, tokens) and np.array_equal(ids, tokens)
     assert peers.compare(ref, got, "bfloat16")["verdict"] == "bit-exact"
+    # --writes-only: the same activations through Store.append
+    peers.write_actstore({**spec, "computed": str(tmp_path / "naive")}, tmp_path / "appended")
+    ids, got = peers.read_actstore(tmp_path / "appended", 0)
+    assert np.array_equal(ids, tokens) and peers.compare(ref, got, "bfloat16")["verdict"] == "bit-exact"

@@ -239,7 +239,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             ("Steering with value vectors (layer %d): expression of the steered value" % layer,
              SweepSpec(model=str(model), vectors=f"run_id = {latest} AND component = 'diff_means' "
                                                  f"AND layer = {layer} AND value IN ({listed})",
-                       alphas=(0.5, 1.0), prompts="valueworld", samples=4, evals=("expression", "diversity"),
+                       alphas=(0.4, 0.6), prompts="valueworld", samples=4, evals=("expression", "diversity"),
                        limit=cfg["steer_prompts"], gen=gen),
              "steering_values.png"),
             ("Steering along the mean prompted-minus-intrinsic direction: harmful requests",

@@ -23,8 +23,10 @@ import numpy as np
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"max_queries": None, "samples": 2, "intrinsic_samples": 16, "max_new_tokens": 40,
              "min_count": 5, "steer_prompts": 12, "n_perm": 1000},
-    "small": {"max_queries": 6, "samples": 1, "intrinsic_samples": 12, "max_new_tokens": 32,
-              "min_count": 2, "steer_prompts": 3, "n_perm": 100},
+    # The model follows a value prompt ~93% of the time, so R_unexp within the prompted condition is
+    # rare: 3 samples per (question, value) leave each value a few unexpressed prompted answers.
+    "small": {"max_queries": 6, "samples": 3, "intrinsic_samples": 12, "max_new_tokens": 32,
+              "min_count": 1, "steer_prompts": 3, "n_perm": 100},
 }
 
 
@@ -148,6 +150,10 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
     )
 
     values = _values_with_data(store, cfg["min_count"])
+    if not values:
+        echo(f"\n(no value has at least {cfg['min_count']} expressed and unexpressed responses in both "
+             "conditions: the analyses need more samples; rerun with --size full)")
+        return
     if len(values) < 10:
         echo(f"\n(values with at least {cfg['min_count']} expressed and unexpressed responses in both "
              f"conditions: {len(values)} of 10; the others are left out)")

@@ -61,6 +61,9 @@ class VectorsSpec:
                 raise InputError(f"bad --contrast {self.contrast!r}; use exp-unexp, prompted-intrinsic "
                                  "or sql:POS_QUERY;NEG_QUERY (two queries returning record ids)")
         if self.values is not None:
+            if not self.values:
+                raise InputError("no values given to extract vectors for; name at least one (--value), or "
+                                 "leave the option out for every labelled value")
             object.__setattr__(self, "values", tuple(parse_value(v) for v in self.values))
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))

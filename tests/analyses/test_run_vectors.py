@@ -108,6 +108,11 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(fresh, spec, error, ma
     assert storebuild.snapshot(path) == before
 
 
+def test_an_empty_value_list_is_refused_before_reading() -> None:
+    with pytest.raises(InputError, match="no values given"):
+        VectorsSpec(values=())
+
+
 def test_store_without_labels(tmp_path) -> None:
     storebuild.build(tmp_path / "s", n_queries=16, int_samples=1, tokens=False, mlp=False, labels=False)
     with actstore.open(tmp_path / "s") as st, pytest.raises(InputError, match="no labels"):

@@ -47,11 +47,12 @@ def test_growth_in_process(tmp_path: Path, one_thread) -> None:
     phrases = tmp_path / "phrases.json"
     phrases.write_text(json.dumps({"benevolence": ["thanks", "good question"],
                                    "power": ["thinking", "here is", "it depends"]}))
-    res = growth.main(["--queries", "2", "--factor", "2", "--samples", "2", "--values", "benevolence,power",
+    res = growth.main(["--queries", "2", "--factor", "2", "--samples", "2", "--intrinsic-samples", "2",
+                       "--values", "benevolence,power",
                        "--judge", f"lexicon:{phrases}", "--max-new-tokens", "10", "--layers", "0",
                        "--in-process", "--dir", str(tmp_path)])
     assert res["ingest 1x"]["records"] == 12 and res["ingest 2x"]["records"] == 24
-    assert res["ingest 1x"]["usable_values"], "no value with both labels: the analyses did not run"
+    assert res["capture 1x"]["usable_values"], "no value with both labels: the analyses did not run"
     for what in growth.ANALYSES:
         assert res[f"{what} 2x"]["vectors" if what != "neurons" else "neuron_rows"] > 0
 

@@ -235,11 +235,3 @@ def steering(store, sweep_id, plot, max_rows):
         res = report(st, sweep_id, plot)
     _show(res.table, max_rows, plots=(res.plot,))
     click.echo(f"sweep {res.sweep_id}")
-
-def __getattr__(name: str):
-    # The `steer` entry point names analyses.cli:steer, written by a colleague. Until it exists,
-    # an ImportError (not AttributeError) lets `actstore --help` list it as unavailable instead of
-    # crashing; once `steer` is defined here, this hook is never reached for it.
-    if name == "steer":
-        raise ImportError("analyses.cli.steer is not written yet", name="analyses.cli.steer")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

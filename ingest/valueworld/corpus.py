@@ -48,7 +48,7 @@ class CorpusConfig:
     # The leading value is said this many times (distinct phrases, one after another) before any companion:
     # an answer dwells on its value, and the model learns to keep to the value it has just expressed,
     # reading it back from its own earlier tokens (what makes a value direction in the residual stream
-    # steer: with lead_repeats=1 a 3000-step model was not moved by any value vector, see README.md).
+    # steer: with lead_repeats=1 a 3000-step model was not moved by any value vector, see ingest/valueworld/README.md).
     lead_repeats: int = 2
 
     def __post_init__(self) -> None:

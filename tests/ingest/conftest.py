@@ -16,6 +16,7 @@ Fixtures others may reuse:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: Any
     model.save_pretrained(path)
     chat_tokenizer.save_pretrained(path)
     return path
+
+
+#: The small prompt file and lexicon the pipeline and shard tests ingest (``inputs`` writes them).
+QUERIES = [
+    {"id": "a", "text": "What should I do this weekend?"},
+    {"id": "b", "text": "Hello there! How are you today?"},
+    {"id": "c", "text": "Caring for others is good?"},
+]
+PHRASES = {"benevolence": ["caring", "others", "the"], "power": ["power", "a"]}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with ``q.jsonl`` (:data:`QUERIES`) and ``lex.json`` (:data:`PHRASES`)."""
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
+    (d / "lex.json").write_text(json.dumps(PHRASES), encoding="utf-8")
+    return d

@@ -26,13 +26,6 @@ from ingest import pipeline
 from ingest.adapters import adapter_for
 from ingest.config import IngestConfig
 
-QUERIES = [
-    {"id": "a", "text": "What should I do this weekend?"},
-    {"id": "b", "text": "Hello there! How are you today?"},
-    {"id": "c", "text": "Caring for others is good?"},
-]
-PHRASES = {"benevolence": ["caring", "others", "the"], "power": ["power", "a"]}
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -41,14 +34,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("inputs")
-    (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
-    (d / "lex.json").write_text(json.dumps(PHRASES), encoding="utf-8")
-    return d
 
 
 def make_config(store: Path, model_dir: Path, inputs: Path, **kw) -> IngestConfig:
@@ -135,8 +120,9 @@ def test_end_to_end_tables(e2e_store: Path, inputs: Path, chat_tokenizer) -> Non
         assert set(labels.judge_id) == {"lexicon:lex"} and len(labels) == 36
         # The judge's verdicts, recomputed: a value is expressed when one of its phrases occurs as a word.
         import re
+        phrases = json.loads((inputs / "lex.json").read_text(encoding="utf-8"))
         for row in labels.itertuples():
-            want = any(re.search(rf"\b{re.escape(p)}\b", row.text, re.IGNORECASE) for p in PHRASES[row.value])
+            want = any(re.search(rf"\b{re.escape(p)}\b", row.text, re.IGNORECASE) for p in phrases[row.value])
             assert row.expressed == want
         # Response tokens are exactly the generated ids (teacher forcing what was sampled).
         for rid, gen in zip(resp.response_id, resp.gen_params):

@@ -12,7 +12,6 @@ shape: equal bits show that every batch is the same batch.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -34,25 +33,11 @@ from ingest import pipeline
 from ingest.cli import _config
 from ingest.config import IngestConfig
 
-QUERIES = [
-    {"id": "a", "text": "What should I do this weekend?"},
-    {"id": "b", "text": "Hello there! How are you today?"},
-    {"id": "c", "text": "Caring for others is good?"},
-]
-PHRASES = {"benevolence": ["caring", "others", "the"], "power": ["power", "a"]}
 N = 3
 UNIT = 5  # 18 responses -> units of 5, 5, 5, 3 -> shares of 1, 1 and 2 units; 5 is odd: a prompt's
 #          two samples may fall in two units, so two parts hold the prompt
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("shard-inputs")
-    (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
-    (d / "lex.json").write_text(json.dumps(PHRASES), encoding="utf-8")
-    return d
 
 
 def _args(store: Path, model_dir: Path, inputs: Path) -> list[str]:

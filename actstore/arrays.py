@@ -17,6 +17,7 @@ segments. A remote store plugs in ``actstore.remote.RemoteGroup`` instead of :cl
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ def _compressors(codec: str, itemsize: int):
     raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
 
 
+def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
+    while len(buf):
+        n = os.pwrite(fd, buf, offset)
+        buf, offset = buf[n:], offset + n
+
+
 class LocalGroup:
     """Reads and writes the arrays of one segment, a Zarr group on a local disk, in local rows."""
 
@@ -137,8 +144,11 @@ class LocalGroup:
         """
         row_hi = row_lo + len(data)
         arr = self.array(meta.name)
-        if arr.shape[0] < row_hi:
+        grown = arr.shape[0] < row_hi
+        if grown:
             arr.resize((row_hi, meta.width))
+        if meta.raw:
+            return self._write_raw(meta, row_lo, data, tail_crc, grown)
         arr[row_lo:row_hi] = data
         out = []
         for sp in spans(row_lo, row_hi, meta.chunk_rows):
@@ -152,6 +162,53 @@ class LocalGroup:
             out.append((sp.chunk, sp.hi - sp.start, zlib.crc32(np.ascontiguousarray(part).data, prev)))
         if self.durable:
             self._fsync(meta, [c for c, _, _ in out])
+        return out
+
+    def _write_raw(self, meta: ArrayMeta, row_lo: int, data: np.ndarray,
+                   tail_crc: tuple[int, int] | None, grown: bool) -> list[tuple[int, int, int]]:
+        """Uncompressed, unsharded: write the rows into the chunk files directly (Zarr's path ran
+        at ~150 MB/s here, and rewrote the whole tail chunk of every unaligned append).
+
+        A raw chunk file is the chunk's full shape in C order, little-endian (the v3 ``bytes``
+        codec); a new one is made full size with zeros (the fill value), then only the appended
+        rows are written, so the committed rows of a tail chunk are never rewritten. Durable: each
+        chunk file is fsynced, and a directory only when an entry was made in it (a new chunk
+        file, a new chunk directory, zarr.json rewritten by a resize).
+        """
+        data = np.ascontiguousarray(data, dtype=meta.np_dtype.newbyteorder("<"))
+        row_bytes = meta.width * meta.np_dtype.itemsize
+        full = meta.chunk_rows * row_bytes
+        out: list[tuple[int, int, int]] = []
+        dirs: set[Path] = {self.dir / meta.name} if grown else set()
+        for sp in spans(row_lo, row_lo + len(data), meta.chunk_rows):
+            self._maps.pop((meta.name, sp.chunk), None)
+            prev = 0
+            if sp.lo > sp.start:
+                if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
+                    raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
+                prev = tail_crc[1]
+            part = memoryview(data[sp.lo - row_lo : sp.hi - row_lo]).cast("B")
+            path = self._chunk_file(meta, sp.chunk)
+            if not path.exists():
+                if not path.parent.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    dirs.add(path.parent.parent)
+                dirs.add(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size != full:
+                    os.ftruncate(fd, full)
+                _pwrite_all(fd, part, (sp.lo - sp.start) * row_bytes)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            out.append((sp.chunk, sp.hi - sp.start, zlib.crc32(part, prev)))
+        if self.durable:
+            if grown:
+                fsync_path(self.dir / meta.name / "zarr.json")
+            for d in dirs:
+                fsync_path(d)
         return out
 
     def _fsync(self, meta: ArrayMeta, chunks: list[int]) -> None:

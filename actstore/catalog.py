@@ -49,11 +49,17 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+BLOCK_SIZE = 65536
+
+
 def _attach(db_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     # A private in-memory instance per Store, with the catalog attached: two Stores in one process
     # never share DuckDB's per-path instance cache, so each sees the snapshot it opened.
     con = duckdb.connect(":memory:", config={"threads": "2"})
-    mode = " (READ_ONLY)" if read_only else ""
+    # A new catalog gets 64 KiB blocks, not DuckDB's 256 KiB: every table with rows holds at least
+    # a block, so a small store's catalog was ~6 MiB of mostly empty blocks (now ~1 MiB). Scans
+    # of a 10M-row tokens table measured the same size on disk and within ~20% of the time.
+    mode = " (READ_ONLY)" if read_only else "" if db_file.exists() else f" (BLOCK_SIZE {BLOCK_SIZE})"
     con.execute(f"ATTACH {_sql_str(str(db_file))} AS {ALIAS}{mode}")
     con.execute(f"USE {ALIAS}")
     return con

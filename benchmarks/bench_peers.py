@@ -103,7 +103,8 @@ def build_inputs(args: argparse.Namespace, base: Path) -> dict:
     np.save(base / "tokens.npy", ids)
     return {"model_dir": str(model_dir), "tokens": str(base / "tokens.npy"), "dtype": args.dtype,
             "layer": args.layer, "batch": args.batch, "ctx": args.ctx, "d_model": args.d_model,
-            "buffer_tokens": args.buffer_tokens, "threads": args.threads, "n_layers": args.layers, "computed": None}
+            "buffer_tokens": args.buffer_tokens, "threads": args.threads, "n_layers": args.layers, "computed": None,
+            "codec": args.codec}
 
 
 # -- workers (one contender per process) ------------------------------------------------------------
@@ -175,12 +176,19 @@ def work_naive(spec: dict, out: Path) -> dict:
 
 
 def _warm_actstore(out: Path) -> None:
-    """Create and drop a throwaway store: the first ``actstore.open`` of a process imports and sets up
-    what later ones reuse (DuckDB, zarr), as SAELens' untimed constructor does for ``datasets``."""
+    """Fill and drop a throwaway store of one record: the first store of a process imports and sets
+    up what later ones reuse (DuckDB, zarr, pyarrow, which imports pandas: ~0.5 s here), as
+    SAELens' untimed constructor does for ``datasets``."""
     import actstore
+    from actstore import ArrayKey, ArraySpec, Batch, Site
 
     tmp = out.with_name(out.name + ".warm")
-    actstore.open(tmp, read_only=False, create=True).close()
+    key = ArrayKey(Site("resid_post", 0), "token")
+    with actstore.open(tmp, read_only=False, create=True) as st:
+        st.set_model(actstore.ModelInfo("warm", "float32", 1, 4, 16))
+        st.declare_arrays([ArraySpec(key, 4, "float32")])
+        st.append(Batch(n_tokens=np.array([2]), prompt_lens=np.array([1]), token_ids=np.zeros(2, np.int32),
+                        roles=np.zeros(2, np.int8), token_arrays={key: np.zeros((2, 4), np.float32)}))
     shutil.rmtree(tmp)
 
 
@@ -198,7 +206,8 @@ def work_actstore(spec: dict, out: Path) -> dict:
     roles[0] = USER
     records = [CaptureRecord(f"s{i:06d}", f"s{i:06d}", TokenizedRecord(row, roles, 1, "")) for i, row in enumerate(ids)]
     cfg = model.config
-    arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], cfg.n_embd, 4 * cfg.n_embd)
+    arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], cfg.n_embd, 4 * cfg.n_embd,
+                       spec["codec"])
     with torch.inference_mode():
         model.transformer(input_ids=torch.from_numpy(ids[:spec["batch"]].astype(np.int64)))
     _warm_actstore(out)
@@ -293,7 +302,7 @@ def write_actstore(spec: dict, out: Path) -> dict:
     parts = _computed(spec)
     ctx, d = spec["ctx"], spec["d_model"]
     per_batch = spec["buffer_tokens"] // (spec["batch"] * ctx)
-    arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], d, 4 * d)
+    arrays = ArrayPlan((spec["layer"],), ("resid_post",), True, (), spec["dtype"], d, 4 * d, spec["codec"])
     key = ArrayKey(Site("resid_post", spec["layer"]), "token")
     roles = np.full(ctx, RESPONSE, np.int8)
     roles[0] = USER
@@ -442,6 +451,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=16384)
     ap.add_argument("--buffer-tokens", type=int, default=8192,
                     help="tokens per write: actstore's store batch and SAELens' buffer (default 64 sequences)")
+    ap.add_argument("--codec", default="none", help="actstore's array codec (none, blosc-lz4, blosc-zstd, zstd); "
+                    "default none, actstore's own default")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per contender (default 1: steadier on a shared machine; 0: torch's default)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds over all contenders; best figures of each")

@@ -41,8 +41,48 @@ def build(path: Path, data: np.ndarray, logical: str, codec: str = "none", shard
     return time.perf_counter() - t0
 
 
+def appends(tmp: Path, xbf: np.ndarray, n_arrays: int, batch_rows: int) -> tuple[float, float, float]:
+    """Many arrays, appends that are not chunk-aligned (ingest's shape): best-of-2 seconds of the
+    store and of plain files, and the MiB written."""
+    import os
+
+    w = xbf.shape[1]
+    part = xbf[:batch_rows - batch_rows % 8]
+    m = len(part)
+    n_batches = max(2, min(12, (256 << 20) // max(1, part.nbytes * n_arrays)))
+    keys = [ArrayKey(Site("resid_post" if a % 2 == 0 else "mlp_act", a // 2)) for a in range(n_arrays)]
+
+    def store() -> None:
+        p = tmp / "appends"
+        shutil.rmtree(p, ignore_errors=True)
+        with actstore.open(p, read_only=False, create=True) as st:
+            st.set_model(ModelInfo("bench", "bfloat16", n_arrays, w, w))
+            st.declare_arrays([ArraySpec(k, w, "bfloat16") for k in keys])
+            for b in range(n_batches):
+                st.append(Batch(n_tokens=np.full(m // 8, 8), prompt_lens=np.full(m // 8, 2),
+                                token_ids=np.zeros(m, np.int32), roles=np.full(m, 3, np.int8),
+                                token_arrays={k: part for k in keys}, key=str(b)))
+
+    def files() -> None:
+        p = tmp / "appends-np"
+        shutil.rmtree(p, ignore_errors=True)
+        p.mkdir()
+        for b in range(n_batches):
+            for a in range(n_arrays):
+                with open(p / f"{a}.bin", "ab") as f:
+                    part.tofile(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+
+    t_store = best_of(store, 2)
+    t_np = best_of(files, 2)
+    return t_store, t_np, part.nbytes * n_arrays * n_batches / 2**20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--arrays", type=int, default=24, help="arrays in the ingest-shaped append test")
+    ap.add_argument("--batch-rows", type=int, default=3000, help="rows per append in the ingest-shaped test")
     ap.add_argument("--rows", type=int, default=131072)
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--gather", type=int, default=10000)
@@ -91,6 +131,13 @@ def main() -> None:
               f"{t_np_g / t_store_g:8.2f}x   (numpy: memmap fancy index)")
         print(f"[{logical}] group_means ms  {t_store_gm * 1e3:10.0f}{t_np_gm * 1e3:10.0f}{t_np_gm / t_store_gm:8.2f}x"
               "   (store streams from disk; numpy has the array in memory)")
+
+    print(f"\n== ingest-shaped appends: {args.arrays} arrays (sites x layers), batches of {args.batch_rows} rows "
+          "(not chunk-aligned), bf16")
+    t_store_a, t_np_a, mb = appends(tmp, xbf, args.arrays, args.batch_rows)
+    print(f"{'':26}{'store':>10}{'numpy':>10}{'ratio':>8}")
+    print(f"append MB/s               {mb / t_store_a:10.0f}{mb / t_np_a:10.0f}{t_np_a / t_store_a:8.2f}x"
+          "   (store: append + catalog commit; numpy: one file per array, append + fsync)")
 
     print("\n== codec and sharding choice (bf16 activation-like data; size relative to raw)")
     print(f"{'codec':<12}{'shards':>7}{'size':>8}{'write s':>9}{'read MB/s':>11}{'gather ms':>11}")

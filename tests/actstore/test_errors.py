@@ -108,3 +108,47 @@ def test_site_parsing():
     assert parse_layers("0,2-4", 8) == [0, 2, 3, 4]
     with pytest.raises(UsageError, match="layer 9 out of range; this model has layers 0-7"):
         parse_layers("9", 8)
+
+
+def test_a_failed_append_commits_nothing_and_the_next_one_works(filled, monkeypatch):
+    """Array writes run while the catalog rows are prepared: a failure on either side rolls back."""
+    from actstore.arrays import LocalGroup
+    from actstore.verify import verify
+
+    with actstore.open(filled, read_only=False) as st:
+        n, n_batches = st.n_rows, st.sql("SELECT count(*) FROM batches").fetchall()[0][0]
+        real = LocalGroup.write_rows
+        calls = []
+
+        def failing(self, meta, *a, **k):
+            calls.append(meta.name)
+            if len(calls) == 2:  # one array written, the next one fails
+                raise OSError(28, "No space left on device")
+            return real(self, meta, *a, **k)
+
+        monkeypatch.setattr(LocalGroup, "write_rows", failing)
+        with pytest.raises(OSError, match="No space"):
+            st.append(synth.batch(50))
+        monkeypatch.setattr(LocalGroup, "write_rows", real)
+        assert st.n_rows == n and st.sql("SELECT count(*) FROM batches").fetchall()[0][0] == n_batches
+        assert st.sql("SELECT count(*) FROM tokens").fetchall()[0][0] == n
+
+        import actstore.catalog as cat
+        real_insert = cat.insert
+
+        def failing_insert(con, table, *a, **k):
+            if table == "tokens":
+                raise MemoryError("out of memory in the catalog")
+            return real_insert(con, table, *a, **k)
+
+        monkeypatch.setattr(cat, "insert", failing_insert)
+        with pytest.raises(MemoryError):
+            st.append(synth.batch(51))
+        monkeypatch.setattr(cat, "insert", real_insert)
+        assert st.n_rows == n and st.sql("SELECT count(*) FROM records WHERE response_id LIKE 'b51r%'").fetchall()[0][0] == 0
+        m = st.n_rows
+        st.append(synth.batch(52))
+        assert st.n_rows > m
+        assert verify(st).ok
+    with actstore.open(filled) as st:
+        assert verify(st).ok and st.n_rows > m

@@ -57,3 +57,17 @@ def test_newer_store_is_refused_and_unchanged(filled, read_only):
     with pytest.raises(FormatVersionError, match="newer than this actstore supports"):
         actstore.open(filled, read_only=read_only)
     assert _digest(filled) == before
+
+
+def test_new_catalogs_use_small_blocks_and_stay_small(filled):
+    """A new catalog is made with 64 KiB blocks (DuckDB's 256 KiB default left a small store's
+    catalog at ~6 MiB, mostly empty blocks); writers keep a catalog's block size when they copy it."""
+    from tests.actstore import synth
+
+    with actstore.open(filled, read_only=False) as st:  # a second session: the catalog is copied
+        synth.write(st, 8)
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH '{filled / 'catalog.duckdb'}' AS c (READ_ONLY)")
+    assert con.execute("SELECT block_size FROM pragma_database_size() WHERE database_name = 'c'").fetchall() == [(65536,)]
+    con.close()
+    assert (filled / "catalog.duckdb").stat().st_size < 2 << 20

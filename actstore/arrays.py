@@ -187,7 +187,7 @@ class LocalGroup:
                 if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
                     raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
                 prev = tail_crc[1]
-            part = memoryview(data[sp.lo - row_lo : sp.hi - row_lo]).cast("B")
+            part = data[sp.lo - row_lo : sp.hi - row_lo].reshape(-1).view(np.uint8).data
             path = self._chunk_file(meta, sp.chunk)
             if not path.exists():
                 if not path.parent.exists():

@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,23 +75,61 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-@contextmanager
-def network(what: str) -> Iterator[None]:
-    """Turn whatever a transfer raises (aiohttp, botocore, OSError ...) into one RemoteError line."""
+class Transient(RemoteError):
+    """A transfer that may work when tried again: a dropped connection, a short read, a timeout."""
+
+
+def retries() -> int:
+    """Retries after a failed transfer: ``$ACTSTORE_RETRIES`` (default 3; 0 turns them off)."""
     try:
-        yield
-    except ActstoreError:
-        raise
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # noqa: BLE001 - transports raise anything; the user needs one line
-        raise RemoteError(f"{what} failed ({_describe(err)}); check the URL, the network and that the "
-                          "server is up, then retry") from None
+        return max(0, int(os.environ.get("ACTSTORE_RETRIES", "3")))
+    except ValueError:
+        raise UsageError(f"ACTSTORE_RETRIES must be a whole number, not {os.environ['ACTSTORE_RETRIES']!r}") from None
+
+
+def _wait(attempt: int) -> None:
+    # 0.5 s, 1 s, 2 s, ... ($ACTSTORE_RETRY_WAIT sets the first), capped at 30 s
+    try:
+        first = float(os.environ.get("ACTSTORE_RETRY_WAIT", "0.5"))
+    except ValueError:
+        first = 0.5
+    time.sleep(min(30.0, first * 2 ** attempt))
+
+
+def _permanent(err: BaseException) -> bool:
+    # Missing files, refused permissions, bad arguments and actstore's own verdicts do not get better
+    # by asking again; everything a transport raises otherwise (connection reset, timeout, 5xx) may.
+    return isinstance(err, (ActstoreError, FileNotFoundError, PermissionError, ValueError, TypeError,
+                            KeyError, NotImplementedError, AttributeError)) and not isinstance(err, Transient)
+
+
+def retrying(what: str, attempt: Callable[[], T]) -> T:
+    """Run one transfer, trying again after transient failures (see :func:`retries`); the last
+    failure becomes one :class:`RemoteError` line that says how many attempts were made.
+
+    ``attempt`` must be safe to repeat (every read is) and raises :class:`Transient` for failures
+    it detects itself, such as a response shorter than asked.
+    """
+    tries = 1 + retries()
+    for k in range(tries):
+        try:
+            return attempt()
+        except BaseException as err:
+            if isinstance(err, (KeyboardInterrupt, SystemExit)) or _permanent(err):
+                raise
+            if k + 1 < tries:
+                _wait(k)
+                continue
+            after = f" after {tries} attempts" if tries > 1 else ""
+            if isinstance(err, Transient):
+                raise RemoteError(f"{err}{after}") from None
+            raise RemoteError(f"{what} failed{after} ({_describe(err)}); check the URL, the network and that "
+                              "the server is up, then retry") from None
+    raise AssertionError("unreachable")
 
 
 def call(what: str, fn: Callable[[], T]) -> T:
-    with network(what):
-        return fn()
+    return retrying(what, fn)
 
 
 # -- the catalog cache ---------------------------------------------------------------------------
@@ -122,15 +160,23 @@ def fetch_catalog(url: str) -> Path:
     """
     fs, base = filesystem(url)
     rpath = join(base, "catalog.duckdb")
+    what = f"reading {join(url, 'catalog.duckdb')}"
+
+    def stat() -> dict:
+        try:
+            return fs.info(rpath)
+        except FileNotFoundError as err:
+            cause = err.__cause__  # fsspec's HTTP info() reports any failure as not-found
+            if cause is not None and getattr(cause, "status", None) not in (403, 404, 410):
+                raise Transient(f"{what} failed ({_describe(cause)}); check the URL, the network and that the "
+                                "server is up, then retry") from None
+            raise
+
     try:
-        info = call(f"reading {join(url, 'catalog.duckdb')}", lambda: fs.info(rpath))
-    except FileNotFoundError as err:
+        info = retrying(what, stat)
+    except FileNotFoundError:
         from actstore.errors import NotAStoreError
 
-        cause = err.__cause__  # fsspec's HTTP info() reports any failure as not-found
-        if cause is not None and getattr(cause, "status", None) not in (403, 404, 410):
-            raise RemoteError(f"reading {join(url, 'catalog.duckdb')} failed ({_describe(cause)}); check the "
-                              "URL, the network and that the server is up, then retry") from None
         raise NotAStoreError(f"{url} is not an actstore store (no catalog.duckdb there); check the URL") from None
     want = _validators(info)
     d = cache_dir(url)
@@ -144,12 +190,16 @@ def fetch_catalog(url: str) -> Path:
         except (OSError, ValueError):
             pass  # an unreadable stamp only costs a download
     tmp = d / f"catalog.duckdb.tmp-{os.getpid()}-{threading.get_ident()}"
-    try:
-        call(f"downloading {join(url, 'catalog.duckdb')}", lambda: fs.get_file(rpath, str(tmp)))
+    what = f"downloading {join(url, 'catalog.duckdb')}"
+
+    def download() -> None:
+        fs.get_file(rpath, str(tmp))
         size = tmp.stat().st_size
         if info.get("size") is not None and size != int(info["size"]):
-            raise RemoteError(f"downloading {join(url, 'catalog.duckdb')} stopped at {size} of {info['size']} "
-                              "bytes; retry (the cache was left as it was)")
+            raise Transient(f"{what} stopped at {size} of {info['size']} bytes; retry (the cache was left as it was)")
+
+    try:
+        retrying(what, download)
         # The stamp goes first: a crash between the two renames leaves no stamp, so the next
         # open downloads again instead of trusting a mismatched pair.
         stamp.unlink(missing_ok=True)
@@ -217,23 +267,43 @@ class RemoteGroup:
         paths = [join(self.base, self.chunk_key(meta, c)) for c, _, _ in reqs]
         starts = [a * rb for _, a, _ in reqs]
         ends = [b * rb for _, _, b in reqs]
-        got = call(f"reading {join(self.url, meta.name)}",
-                   lambda: self.fs.cat_ranges(paths, starts, ends, on_error="return"))
-        out = []
-        for (c, a, b), data in zip(reqs, got):
-            if isinstance(data, FileNotFoundError):
-                raise IntegrityError(f"{join(self.url, meta.name)}: chunk {c} is missing; run 'actstore verify'")
-            if isinstance(data, BaseException):
-                raise RemoteError(f"reading {join(self.url, meta.name)} chunk {c} failed ({_describe(data)}); "
-                                  "check the network and that the server is up, then retry")
-            if len(data) != (b - a) * rb:
-                # a server that ignores Range sends the whole file; one that dies sends less
-                raise RemoteError(f"{join(self.url, meta.name)} chunk {c}: asked for {(b - a) * rb} bytes, got "
-                                  f"{len(data)}; the server must support HTTP range requests; retry")
-            self.bytes_fetched += len(data)
-            out.append(np.frombuffer(data, dtype=meta.np_dtype).reshape(b - a, meta.width))
-        self.requests += len(reqs)
-        return out
+        got: list[bytes | None] = [None] * len(reqs)
+        what = f"reading {join(self.url, meta.name)}"
+
+        def attempt() -> None:
+            # Only the requests still missing are sent again.
+            todo = [i for i, g in enumerate(got) if g is None]
+            res = self.fs.cat_ranges([paths[i] for i in todo], [starts[i] for i in todo], [ends[i] for i in todo],
+                                     on_error="return")
+            self.requests += len(todo)
+            problem = None
+            for i, data in zip(todo, res):
+                c, a, b = reqs[i]
+                if isinstance(data, FileNotFoundError):
+                    raise IntegrityError(f"{join(self.url, meta.name)}: chunk {c} is missing; run 'actstore verify'")
+                if isinstance(data, BaseException):
+                    if _permanent(data):
+                        raise RemoteError(f"{what} chunk {c} failed ({_describe(data)}); check the URL and "
+                                          "your access to it") from None
+                    problem = problem or f"{what} chunk {c} failed ({_describe(data)}); check the network " \
+                                         "and that the server is up, then retry"
+                    continue
+                self.bytes_fetched += len(data)
+                if len(data) > (b - a) * rb:  # a server that ignores Range sends the whole file
+                    raise RemoteError(f"{join(self.url, meta.name)} chunk {c}: asked for {(b - a) * rb} bytes, got "
+                                      f"{len(data)}; the server must support HTTP range requests")
+                if len(data) < (b - a) * rb:  # one that dies mid-response sends less
+                    problem = problem or (f"{join(self.url, meta.name)} chunk {c}: asked for {(b - a) * rb} bytes, "
+                                          f"got {len(data)}; the connection dropped; retry")
+                    continue
+                got[i] = data
+            if problem is not None:
+                raise Transient(problem)
+
+        retrying(what, attempt)
+        blocks = [g for g in got if g is not None]  # all of them, once retrying returns
+        return [np.frombuffer(data, dtype=meta.np_dtype).reshape(b - a, meta.width)
+                for (c, a, b), data in zip(reqs, blocks)]
 
     def read_span(self, meta, lo: int, hi: int) -> np.ndarray:
         if not meta.raw:

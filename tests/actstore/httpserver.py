@@ -4,6 +4,7 @@
         actstore.open(srv.url + "/store")
         srv.body_bytes          # bytes of response bodies sent so far
         srv.cut_after = 1000    # the next GET sends 1000 bytes of its body, then drops the connection
+        srv.cut_times = 10**6   # ... and so does every GET after it (a server that stays broken)
 
 Binds 127.0.0.1 on a free port. HEAD and GET only (a static server, like nginx or a bucket).
 """
@@ -26,6 +27,7 @@ class StaticServer:
         self.body_bytes = 0
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.cut_after: int | None = None
+        self.cut_times = 1  # how many GETs in a row are cut (a flaky link: 1; a dead server: many)
         self._lock = threading.Lock()
         outer = self
 
@@ -83,7 +85,11 @@ class StaticServer:
                     f.seek(start)
                     data = f.read(end - start)
                 with outer._lock:
-                    cut, outer.cut_after = outer.cut_after, None
+                    cut = outer.cut_after
+                    if cut is not None:
+                        outer.cut_times -= 1
+                        if outer.cut_times <= 0:
+                            outer.cut_after, outer.cut_times = None, 1
                 if cut is not None and cut < len(data):
                     data = data[:cut]  # a server dying mid-response: fewer bytes than promised
                     self.close_connection = True

@@ -22,6 +22,7 @@ ROW_BYTES = 256 * 4
 def cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("ACTSTORE_CACHE", str(d))
+    monkeypatch.setenv("ACTSTORE_RETRY_WAIT", "0.01")  # the default backoff (0.5 s, 1 s, 2 s) slows tests
     return d
 
 
@@ -112,10 +113,11 @@ def test_server_dying_mid_catalog_download_leaves_no_corrupt_cache(filled, serve
     cached = next(cache.rglob("catalog.duckdb"))
     before = hashlib.sha256(cached.read_bytes()).hexdigest()
     touch_later(filled / "catalog.duckdb")  # the remote changed: the next open downloads
-    srv.cut_after = 5000
+    srv.cut_after, srv.cut_times = 5000, 10**6  # every attempt is cut
     with pytest.raises(RemoteError) as err:
         actstore.open(url)
-    assert "\n" not in str(err.value) and "catalog.duckdb" in str(err.value)
+    assert "\n" not in str(err.value) and "catalog.duckdb" in str(err.value) and "4 attempts" in str(err.value)
+    srv.cut_after = None
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == before
     assert not [p for p in cached.parent.iterdir() if ".tmp-" in p.name]
     with actstore.open(url) as rem:  # a healthy server again
@@ -124,10 +126,11 @@ def test_server_dying_mid_catalog_download_leaves_no_corrupt_cache(filled, serve
 
 def test_first_download_cut_leaves_nothing_then_works(served, cache):
     srv, url = served
-    srv.cut_after = 100
+    srv.cut_after, srv.cut_times = 100, 10**6
     with pytest.raises(RemoteError):
         actstore.open(url)
     assert not list(cache.rglob("catalog.duckdb*"))
+    srv.cut_after = None
     with actstore.open(url) as rem:
         assert rem.sql("SELECT count(*) FROM records").fetchall()[0][0] == rem.n_records
 
@@ -136,7 +139,7 @@ def test_server_dying_mid_read_is_one_clear_error(filled, served):
     srv, url = served
     rem = actstore.open(url)
     rem.read("resid_post", 0, [0])
-    srv.cut_after = 10
+    srv.cut_after, srv.cut_times = 10, 10**6
     with pytest.raises(RemoteError, match="bytes|failed"):
         rem.read("resid_post", 0, np.arange(30))
     srv.stop()
@@ -144,6 +147,25 @@ def test_server_dying_mid_read_is_one_clear_error(filled, served):
         rem.read("mlp_act", 1, [1, 2, 3])
     assert "server is up" in str(err.value) and "\n" not in str(err.value)
     rem.close()
+
+
+def test_a_dropped_connection_is_retried_and_the_result_is_exact(filled, served, cache, monkeypatch):
+    srv, url = served
+    srv.cut_after = 5000  # the first catalog download is cut once: a flaky link, not a dead server
+    with actstore.open(url) as rem, actstore.open(filled) as loc:
+        assert rem.n_rows == loc.n_rows
+        gets = [r for r in srv.requests if r[0] == "GET" and r[1].endswith("catalog.duckdb")]
+        assert len(gets) == 2  # cut, then whole
+        rows = np.array([loc.n_rows - 1, 0, 17, 40])
+        srv.cut_after = 10  # one range request of this read is cut; only it is sent again
+        assert np.array_equal(rem.read("resid_post", 0, rows), loc.read("resid_post", 0, rows))
+        assert srv.cut_after is None
+        monkeypatch.setenv("ACTSTORE_RETRIES", "0")  # without retries the same cut is the error
+        srv.cut_after = 10
+        with pytest.raises(RemoteError, match="connection dropped|failed") as err:
+            rem.read("mlp_act", 1, rows)
+        assert "attempts" not in str(err.value)
+        assert np.array_equal(rem.read("mlp_act", 1, rows), loc.read("mlp_act", 1, rows))
 
 
 def test_remote_stores_are_never_written(served):

@@ -193,18 +193,21 @@ def verify(store: str, quiet: bool) -> None:
 @main.command()
 @store_arg
 @click.argument("dest")
-def publish(store: str, dest: str) -> None:
+@click.option("--full", is_flag=True, help="copy every file, even those an earlier publish at DEST holds unchanged")
+def publish(store: str, dest: str, full: bool) -> None:
     """Copy STORE to DEST (a directory, or a bucket URL such as s3://b/x) with its checksums, verified.
 
     \b
-    Only committed data is copied; refused while a writer holds STORE. Serve a published
-    directory with any static HTTP server and open it by URL:
+    Only committed data is copied; refused while a writer holds STORE. Publishing again to the
+    same DEST copies only the chunk files that changed. Serve a published directory with any
+    static HTTP server and open it by URL:
     Example: actstore publish runs/demo /srv/www/demo && actstore info https://host/demo
     """
     from actstore.publish import publish as run_publish
 
-    rep = run_publish(store, dest)
-    click.echo(f"published {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)}) to {rep.dest}; "
+    rep = run_publish(store, dest, full=full)
+    kept = f", {rep.unchanged} unchanged files kept" if rep.unchanged else ""
+    click.echo(f"published {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)} copied{kept}) to {rep.dest}; "
                f"verified {rep.chunks_verified} chunks")
 
 

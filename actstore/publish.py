@@ -36,6 +36,7 @@ class CopyReport:
     files: int
     bytes: int
     chunks_verified: int
+    unchanged: int = 0  # chunk files an earlier publish at dest already held (not copied again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,60 @@ def array_files(store: Any, metas: list) -> list[str]:
     return list(out)
 
 
-def _staging(dest: Path, what: str, replace_store: bool) -> Path:
+def chunk_files(store: Any, metas: list) -> dict[str, tuple]:
+    """Committed chunk files (paths relative to the store root) -> what they hold: the array's
+    layout and the (chunk, rows, CRC-32) of every chunk in the file (sharded: several)."""
+    io = store.arrays_io
+    seg_ids = {m.name: io.segments_of(m) for m in metas}
+    crcs: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+    for name, seg, chunk, n, crc in store.con.execute(
+            "SELECT name, segment_id, chunk, n_rows, crc32 FROM chunk_checksums ORDER BY name, segment_id, chunk"
+    ).fetchall():
+        crcs.setdefault((name, seg), []).append((chunk, n, crc))
+    out: dict[str, list] = {}
+    for meta in metas:
+        layout = (meta.kind, meta.width, meta.dtype, meta.chunk_rows, meta.shard_chunks, meta.codec)
+        for k in seg_ids[meta.name]:
+            seg = store.segments.segments[k]
+            group = io.groups[k]
+            n = n_chunks(io.local_rows(meta, k), meta.chunk_rows)
+            for chunk, rows, crc in crcs.get((meta.name, k), []):
+                if chunk < n:
+                    out.setdefault(f"{seg.path}/{group.chunk_key(meta, chunk)}", [layout]).append((chunk, rows, crc))
+    return {rel: tuple(v) for rel, v in out.items()}
+
+
+def _already_there(st: Any, metas: list, dest: str) -> set[str]:
+    """Chunk files that an earlier publish at ``dest`` holds with the same committed content, by
+    its catalog's checksums (the copy is verified afterwards, so a damaged one is caught)."""
+    import actstore
+
+    try:
+        if remote.is_url(dest):
+            old = actstore.open(dest)
+        elif (Path(dest).expanduser() / cat.CATALOG).exists():
+            old = actstore.open(Path(dest).expanduser())
+        else:
+            return set()
+    except Exception:  # noqa: BLE001 - no store there yet, or an odd one: copy everything
+        return set()
+    try:
+        theirs = chunk_files(old, old.arrays())
+    finally:
+        old.close()
+    mine = chunk_files(st, metas)
+    return {rel for rel, held in mine.items() if theirs.get(rel) == held}
+
+
+def _staging_allowed(dest: Path, replace_store: bool = True) -> None:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         if not (replace_store and (dest / cat.CATALOG).exists() and not cat.writer_active(dest)):
             allowed = "an empty directory or an earlier publish" if replace_store else "an empty directory"
             raise UsageError(f"{dest} exists and is not {allowed}; choose another destination")
+
+
+def _staging(dest: Path, what: str, replace_store: bool) -> Path:
+    _staging_allowed(dest, replace_store)
     tmp = dest.parent / f".{dest.name}.{what}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -126,8 +176,13 @@ def _verify_copy(where: str | Path) -> int:
     return rep.chunks
 
 
-def publish(src: str | Path, dest: str) -> CopyReport:
-    """Copy a local store to ``dest`` (a directory or a writable fsspec URL), then verify the copy."""
+def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
+    """Copy a local store to ``dest`` (a directory or a writable fsspec URL), then verify the copy.
+
+    Publishing again to the same ``dest`` copies only what changed: chunk files whose committed
+    rows and checksums equal those of the earlier publish are kept (hard-linked into a local
+    copy, not uploaded again to a bucket). ``full=True`` copies everything.
+    """
     import actstore
 
     root = Path(src).expanduser()
@@ -140,13 +195,23 @@ def publish(src: str | Path, dest: str) -> CopyReport:
         metas = st.arrays()
         rels = array_files(st, metas)
         snapshot = st.catalog_file
+        if not remote.is_url(dest):
+            _staging_allowed(Path(dest).expanduser())  # before reading an earlier copy there
+        same = set() if full else _already_there(st, metas, dest)
+        todo = [r for r in rels if r not in same]
         if remote.is_url(dest):
-            nbytes = _upload(root, snapshot, rels, dest)
+            nbytes = _upload(root, snapshot, todo, dest)
         else:
             out = Path(dest).expanduser()
             tmp = _staging(out, "publish", replace_store=True)
             try:
-                nbytes = _fetch(_local_fs(), str(root), rels, tmp, f"copying {root}")
+                nbytes = _fetch(_local_fs(), str(root), todo, tmp, f"copying {root}")
+                for r in sorted(same):
+                    (tmp / r).parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(out / r, tmp / r)  # the earlier copy's file: same bytes, no copy
+                    except OSError:
+                        shutil.copyfile(out / r, tmp / r)
                 shutil.copyfile(snapshot, tmp / cat.CATALOG)
                 nbytes += (tmp / cat.CATALOG).stat().st_size
                 checked = _verify_copy(tmp)
@@ -154,8 +219,9 @@ def publish(src: str | Path, dest: str) -> CopyReport:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            return CopyReport(str(out), len(metas), len(rels) + 1, nbytes, checked)
-    return CopyReport(dest, len(metas), len(rels) + 1, nbytes, _verify_copy(dest))
+            return CopyReport(str(out), len(metas), len(rels) + 1, nbytes, checked, len(same))
+    return CopyReport(dest, len(metas), len(rels) + 1, nbytes, _verify_copy(dest), len(same))
+
 
 
 def _local_fs() -> Any:

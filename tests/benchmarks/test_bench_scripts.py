@@ -62,7 +62,7 @@ def test_peers_actstore_matches_plain_forward(tmp_path: Path, one_thread) -> Non
 
     peers = _load("bench_peers")
     args = argparse.Namespace(vocab=64, ctx=16, d_model=32, layers=2, heads=4, dtype="bfloat16", seqs=8, layer=0,
-                              batch=4, buffer_tokens=64, threads=1)
+                              batch=4, buffer_tokens=64, threads=1, codec="none")
     spec = peers.build_inputs(args, tmp_path)
     peers.work_actstore(spec, tmp_path / "actstore")
     peers.work_naive(spec, tmp_path / "naive")
@@ -74,4 +74,8 @@ def test_peers_actstore_matches_plain_forward(tmp_path: Path, one_thread) -> Non
     # --writes-only: the same activations through Store.append
     peers.write_actstore({**spec, "computed": str(tmp_path / "naive")}, tmp_path / "appended")
     ids, got = peers.read_actstore(tmp_path / "appended", 0)
+    assert np.array_equal(ids, tokens) and peers.compare(ref, got, "bfloat16")["verdict"] == "bit-exact"
+    # --codec: compressed arrays hold the same numbers
+    peers.write_actstore({**spec, "computed": str(tmp_path / "naive"), "codec": "blosc-zstd"}, tmp_path / "zstd")
+    ids, got = peers.read_actstore(tmp_path / "zstd", 0)
     assert np.array_equal(ids, tokens) and peers.compare(ref, got, "bfloat16")["verdict"] == "bit-exact"

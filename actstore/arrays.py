@@ -152,17 +152,22 @@ class LocalGroup:
         arr[row_lo:row_hi] = data
         out = []
         for sp in spans(row_lo, row_hi, meta.chunk_rows):
-            self._maps.pop((meta.name, sp.chunk), None)
-            prev = 0
-            if sp.lo > sp.start:
-                if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
-                    raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
-                prev = tail_crc[1]
+            prev = self._crc_prefix(meta, sp, tail_crc)
             part = data[sp.lo - row_lo : sp.hi - row_lo]
             out.append((sp.chunk, sp.hi - sp.start, zlib.crc32(np.ascontiguousarray(part).data, prev)))
         if self.durable:
             self._fsync(meta, [c for c, _, _ in out])
         return out
+
+    def _crc_prefix(self, meta: ArrayMeta, sp, tail_crc: tuple[int, int] | None) -> int:
+        """The recorded CRC of a chunk's committed rows that an append continues (0: a new chunk);
+        drops the chunk's cached map, which the write makes stale."""
+        self._maps.pop((meta.name, sp.chunk), None)
+        if sp.lo == sp.start:
+            return 0
+        if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
+            raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
+        return tail_crc[1]
 
     def _write_raw(self, meta: ArrayMeta, row_lo: int, data: np.ndarray,
                    tail_crc: tuple[int, int] | None, grown: bool) -> list[tuple[int, int, int]]:
@@ -181,12 +186,7 @@ class LocalGroup:
         out: list[tuple[int, int, int]] = []
         dirs: set[Path] = {self.dir / meta.name} if grown else set()
         for sp in spans(row_lo, row_lo + len(data), meta.chunk_rows):
-            self._maps.pop((meta.name, sp.chunk), None)
-            prev = 0
-            if sp.lo > sp.start:
-                if tail_crc is None or tail_crc[0] != sp.lo - sp.start:
-                    raise IntegrityError(f"{meta.name}: no checksum for the partly filled chunk {sp.chunk}")
-                prev = tail_crc[1]
+            prev = self._crc_prefix(meta, sp, tail_crc)
             part = data[sp.lo - row_lo : sp.hi - row_lo].reshape(-1).view(np.uint8).data
             path = self._chunk_file(meta, sp.chunk)
             if not path.exists():

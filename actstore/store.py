@@ -8,6 +8,7 @@ in ``analyses`` that take a store.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import deque
@@ -90,15 +91,28 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _publish_interval() -> float:
+    raw = os.environ.get("ACTSTORE_PUBLISH_INTERVAL", "2")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"ACTSTORE_PUBLISH_INTERVAL must be a number of seconds >= 0, not {raw!r}")
+    return value
+
+
 class Store:
     """An open store. Use :func:`actstore.open` rather than this constructor."""
 
     def __init__(self, root: "Path | str", read_only: bool = True, create: bool = False,
-                 publish_interval: float = 2.0, durable: bool = True) -> None:
+                 publish_interval: float | None = None, durable: bool = True) -> None:
         #: the store's directory, or its URL (a str) for a remote store
         self.root = root
         self.read_only = read_only
-        self.publish_interval = publish_interval
+        #: seconds between a writer's publishes (what readers see of a running ingest): the
+        #: argument, else ``$ACTSTORE_PUBLISH_INTERVAL``, else 2; never more than ~10% of its time
+        self.publish_interval = publish_interval if publish_interval is not None else _publish_interval()
         self._durable = durable
         self._writer: cat.WriterSession | None = None
         if self.is_remote:

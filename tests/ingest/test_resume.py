@@ -36,7 +36,10 @@ def _capture_cmd(store: Path) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # Publish after every commit (the default is every 2 s): the whole capture can take less than
+    # that, and the test must see batches committed while the writer still runs.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "ACTSTORE_PUBLISH_INTERVAL": "0"}
 
 
 @pytest.fixture(scope="module")

@@ -110,13 +110,11 @@ def _already_there(st: Any, metas: list, dest: str) -> set[str]:
     its catalog's checksums (the copy is verified afterwards, so a damaged one is caught)."""
     import actstore
 
+    where: str | Path = dest if remote.is_url(dest) else Path(dest).expanduser()
+    if isinstance(where, Path) and not (where / cat.CATALOG).exists():
+        return set()
     try:
-        if remote.is_url(dest):
-            old = actstore.open(dest)
-        elif (Path(dest).expanduser() / cat.CATALOG).exists():
-            old = actstore.open(Path(dest).expanduser())
-        else:
-            return set()
+        old = actstore.open(where)
     except Exception:  # noqa: BLE001 - no store there yet, or an odd one: copy everything
         return set()
     try:
@@ -127,15 +125,11 @@ def _already_there(st: Any, metas: list, dest: str) -> set[str]:
     return {rel for rel, held in mine.items() if theirs.get(rel) == held}
 
 
-def _staging_allowed(dest: Path, replace_store: bool = True) -> None:
+def _staging(dest: Path, what: str, replace_store: bool) -> Path:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         if not (replace_store and (dest / cat.CATALOG).exists() and not cat.writer_active(dest)):
             allowed = "an empty directory or an earlier publish" if replace_store else "an empty directory"
             raise UsageError(f"{dest} exists and is not {allowed}; choose another destination")
-
-
-def _staging(dest: Path, what: str, replace_store: bool) -> Path:
-    _staging_allowed(dest, replace_store)
     tmp = dest.parent / f".{dest.name}.{what}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -195,8 +189,6 @@ def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
         metas = st.arrays()
         rels = array_files(st, metas)
         snapshot = st.catalog_file
-        if not remote.is_url(dest):
-            _staging_allowed(Path(dest).expanduser())  # before reading an earlier copy there
         same = set() if full else _already_there(st, metas, dest)
         todo = [r for r in rels if r not in same]
         if remote.is_url(dest):
@@ -221,7 +213,6 @@ def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
                 raise
             return CopyReport(str(out), len(metas), len(rels) + 1, nbytes, checked, len(same))
     return CopyReport(dest, len(metas), len(rels) + 1, nbytes, _verify_copy(dest), len(same))
-
 
 
 def _local_fs() -> Any:

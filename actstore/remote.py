@@ -103,7 +103,7 @@ def _permanent(err: BaseException) -> bool:
                             KeyError, NotImplementedError, AttributeError)) and not isinstance(err, Transient)
 
 
-def retrying(what: str, attempt: Callable[[], T]) -> T:
+def call(what: str, attempt: Callable[[], T]) -> T:
     """Run one transfer, trying again after transient failures (see :func:`retries`); the last
     failure becomes one :class:`RemoteError` line that says how many attempts were made.
 
@@ -126,10 +126,6 @@ def retrying(what: str, attempt: Callable[[], T]) -> T:
             raise RemoteError(f"{what} failed{after} ({_describe(err)}); check the URL, the network and that "
                               "the server is up, then retry") from None
     raise AssertionError("unreachable")
-
-
-def call(what: str, fn: Callable[[], T]) -> T:
-    return retrying(what, fn)
 
 
 # -- the catalog cache ---------------------------------------------------------------------------
@@ -173,7 +169,7 @@ def fetch_catalog(url: str) -> Path:
             raise
 
     try:
-        info = retrying(what, stat)
+        info = call(what, stat)
     except FileNotFoundError:
         from actstore.errors import NotAStoreError
 
@@ -199,7 +195,7 @@ def fetch_catalog(url: str) -> Path:
             raise Transient(f"{what} stopped at {size} of {info['size']} bytes; retry (the cache was left as it was)")
 
     try:
-        retrying(what, download)
+        call(what, download)
         # The stamp goes first: a crash between the two renames leaves no stamp, so the next
         # open downloads again instead of trusting a mismatched pair.
         stamp.unlink(missing_ok=True)
@@ -300,8 +296,8 @@ class RemoteGroup:
             if problem is not None:
                 raise Transient(problem)
 
-        retrying(what, attempt)
-        blocks = [g for g in got if g is not None]  # all of them, once retrying returns
+        call(what, attempt)
+        blocks = [g for g in got if g is not None]  # all of them, once call returns
         return [np.frombuffer(data, dtype=meta.np_dtype).reshape(b - a, meta.width)
                 for (c, a, b), data in zip(reqs, blocks)]
 

@@ -164,8 +164,8 @@ class Store:
             "SELECT name, kind, site, layer, pool, n_rows, width, dtype, logical_dtype, chunk_rows, "
             "shard_chunks, codec FROM arrays ORDER BY name").fetchall()
         self._arrays = {r[0]: ArrayMeta(*r) for r in rows}
-        # (segment, chunk) -> (n_rows, crc32) of the chunk each array's last committed append ended
-        # in: the next append continues its checksum without a catalog query per array.
+        # array name -> ((segment, chunk), (n_rows, crc32)) of the chunk its last committed append
+        # ended in: the next append continues that checksum without a catalog query per array.
         self._tail_crcs: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
         self._n_rows, self._n_records = one(self.con, 
             "SELECT coalesce(sum(n_rows), 0), coalesce(sum(n_records), 0) FROM batches")

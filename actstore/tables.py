@@ -98,3 +98,10 @@ steering_generations = _t("steering_generations", C("generation_id", V, primary_
                           C("user_text", V), C("text", V), C("verdict", D), C("created_at", TS))
 steering_metrics = _t("steering_metrics", C("setting_id", V, primary_key=True), C("sweep_id", V),
                       C("eval", V, primary_key=True), C("metric", V, primary_key=True), C("value", D), C("n", I))
+
+# Judge evaluations (schema/0005_judges.sql)
+judge_evals = _t("judge_evals", C("eval_id", I, primary_key=True), C("value", V, primary_key=True), C("judge_id", V),
+                 C("gold", V), C("method", V), C("n", I), C("n_pos", I), C("n_pred_pos", I), C("abstained", I),
+                 C("threshold", D), *[C(f"{m}{sfx}", D) for m in ("kappa", "precision", "recall", "auc")
+                                      for sfx in ("", "_lo", "_hi")],
+                 C("params", J), C("run_id", I), C("created_at", TS))

@@ -9,6 +9,7 @@ The study's contrast (DESIGN, step 4) is *within a condition*:
 
 - intrinsic: records whose prompt has condition ``'intrinsic'``, split by the judge's label for
   value s (so one intrinsic response counts once for each of the ten values);
+  a judge's abstentions (``expressed`` NULL: its verdict could not be read) belong to neither group;
 - prompted: records whose prompt has condition ``'prompted'`` **and** target value s, split by the
   label for s.
 
@@ -81,7 +82,8 @@ l AS (SELECT record_id, {norm_sql('value')} AS value, condition, {norm_sql('targ
 SELECT l.record_id AS "row", g.gid
 FROM l JOIN g ON g.value = l.value AND g.condition = l.condition
      AND g.label = CASE WHEN l.expressed THEN '{EXP}' ELSE '{UNEXP}' END{lang_join}
-WHERE (l.condition = 'intrinsic' OR (l.condition = 'prompted' AND l.target = l.value)){_filters(judge, language)}"""
+WHERE l.expressed IS NOT NULL
+  AND (l.condition = 'intrinsic' OR (l.condition = 'prompted' AND l.target = l.value)){_filters(judge, language)}"""
     return Groups(query, tuple(keys))
 
 
@@ -129,7 +131,7 @@ def labelled_values(store, judge: str | None = None) -> list[str]:
     """Slugs of the values that have labels in the store (in the order of the ten values)."""
     from ingest.values import VALUE_SLUGS
 
-    where = f" WHERE judge_id = {sql_str(judge)}" if judge is not None else ""
+    where = " WHERE expressed IS NOT NULL" + (f" AND judge_id = {sql_str(judge)}" if judge is not None else "")
     have = {r[0] for r in store.sql(f"SELECT DISTINCT {norm_sql('value')} FROM labels{where}").fetchall()}
     return [v for v in VALUE_SLUGS if v in have]
 

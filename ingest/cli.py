@@ -191,7 +191,11 @@ def label(store: str, config_file: str | None, **flags: Any) -> None:
     from ingest import pipeline
 
     config = _config(store, config_file, **flags)
-    _print("ingest label", pipeline.label(config), config)
+    rep = pipeline.label(config)
+    _print("ingest label", rep, config)
+    n, k = rep.counts.get("labels", 0), rep.abstentions or 0
+    if n:  # an unreadable verdict is stored as NULL (not "no"), and analyses skip it
+        click.echo(f"abstentions: {k} of {n} labels ({100 * k / n:.1f}%) could not be read; analyses skip them")
 
 
 @ingest.command()

@@ -44,6 +44,7 @@ class Report:
 
     store: str
     counts: dict[str, int] = field(default_factory=dict)
+    abstentions: int | None = None  # of the labels written, unreadable verdicts (stored as NULL)
 
     def lines(self) -> list[str]:
         return [f"{k}: {v}" for k, v in self.counts.items()]
@@ -325,11 +326,13 @@ def _stored_units(store: Any, config: IngestConfig) -> dict[str, int]:
                    config.shard_unit)
 
 
-def _label(store: Any, judge: Any, config: IngestConfig) -> int:
+def _label(store: Any, judge: Any, config: IngestConfig) -> tuple[int, int]:
+    """(labels written, of which abstentions: unreadable verdicts, stored with expressed NULL)."""
     from ingest.judges import JudgeItem
     from ingest.units import runs_of
 
     values = list(config.values or VALUE_SLUGS)
+    abstained = 0
     with _stage(store, "label", config) as run_id:
         pending = store.sql(
             "SELECT r.response_id, p.user_text, r.text, "
@@ -351,13 +354,14 @@ def _label(store: Any, judge: Any, config: IngestConfig) -> int:
         with Progress("label", len(items), unit="responses", quiet=config.quiet) as progress:
             for chunk in chunks:
                 labels = judge.judge(chunk)
+                abstained += sum(x.expressed is None for x in labels)
                 written += store.insert("labels", {
                     "response_id": [x.response_id for x in labels], "value": [x.value for x in labels],
-                    "judge_id": [x.judge_id for x in labels], "expressed": [bool(x.expressed) for x in labels],
+                    "judge_id": [x.judge_id for x in labels], "expressed": [None if x.expressed is None else bool(x.expressed) for x in labels],
                     "score": [x.score for x in labels], "raw": [x.raw for x in labels],
                     "run_id": [run_id] * len(labels)}, on_conflict="ignore")
                 progress.update(len(chunk))
-        return written
+        return written, abstained
 
 
 def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: IngestConfig) -> int:
@@ -420,7 +424,7 @@ def run(config: IngestConfig) -> Report:
         _set_model(store, checked, model, tokenizer)
         rep.counts["prompts"] = _write_prompts(store, _prompts_of(prompts, units), tokenizer, config)
         rep.counts["responses"] = _generate(store, model, tokenizer, units, config)
-        rep.counts["labels"] = _label(store, judge, config)
+        rep.counts["labels"], rep.abstentions = _label(store, judge, config)
         rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
     return rep
 
@@ -455,7 +459,7 @@ def label(config: IngestConfig) -> Report:
     judge = make_judge(config)
     rep = Report(config.target)
     with _open_store(config) as store:
-        rep.counts["labels"] = _label(store, judge, config)
+        rep.counts["labels"], rep.abstentions = _label(store, judge, config)
     return rep
 
 

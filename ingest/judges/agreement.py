@@ -1,6 +1,8 @@
 """How well two label sets agree, e.g. a model judge against Value Portrait's human-derived tags.
 
-Pairs are matched on (response_id, value); labels present in only one set are ignored (and counted).
+Pairs are matched on (response_id, value); labels present in only one set are ignored (and counted),
+and so are abstentions (``expressed`` None) on either side. For intervals, ROC AUC and recorded
+evaluations see :mod:`ingest.judges.stats` and ``actstore judge eval``.
 Cohen's kappa corrects raw agreement for chance, which matters here: most (response, value) pairs are
 "not expressed", so always answering No already scores high raw agreement.
 """
@@ -27,8 +29,8 @@ class Agreement:
 
 def agreement(pred: Sequence[Label], gold: Sequence[Label]) -> Agreement:
     """Agreement of ``pred`` with ``gold`` on "expressed"."""
-    p = {(lab.response_id, lab.value): lab.expressed for lab in pred}
-    g = {(lab.response_id, lab.value): lab.expressed for lab in gold}
+    p = {(lab.response_id, lab.value): lab.expressed for lab in pred if lab.expressed is not None}
+    g = {(lab.response_id, lab.value): lab.expressed for lab in gold if lab.expressed is not None}
     keys = p.keys() & g.keys()
     if not keys:
         raise InputError("the two label sets share no (response_id, value) pair; judge the same responses")

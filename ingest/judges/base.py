@@ -33,14 +33,15 @@ class JudgeItem:
 class Label:
     """A verdict on one response for one value.
 
-    ``score``: the judge's graded number (a 1-5 rating, a rho, a phrase count, 1.0/0.0 for yes/no);
-    None means the judge's output could not be read, in which case ``expressed`` is False and ``raw``
-    holds what it said, so the row can be found and re-judged.
+    ``score``: the judge's graded number (a 1-5 rating, a probability, a rho, a phrase count, 1.0/0.0
+    for yes/no). ``expressed`` None is an *abstention*: the judge's output could not be read. It is not
+    a "no": it is stored as NULL, left out of every analysis, counted by ``ingest label`` and ``judge
+    eval``, and ``raw`` holds what the judge said, so the row can be found and re-judged.
     """
 
     response_id: str
     value: str
-    expressed: bool
+    expressed: bool | None
     score: float | None
     judge_id: str
     raw: str
@@ -53,6 +54,11 @@ class Judge(Protocol):
     def judge(self, items: Sequence[JudgeItem]) -> list[Label]:
         """Labels in item order, and per item in the order of ``item.values``."""
         ...
+
+
+def abstention_rate(labels: Sequence[Label]) -> float:
+    """Share of ``labels`` that are abstentions (NaN for none)."""
+    return sum(lab.expressed is None for lab in labels) / len(labels) if labels else float("nan")
 
 
 def expand(items: Sequence[JudgeItem]) -> list[tuple[JudgeItem, str]]:

@@ -86,10 +86,10 @@ def parse_score(raw: str) -> float | None:
     return None
 
 
-def read_verdict(raw: str, mode: Mode, threshold: float = 4.0) -> tuple[bool, float | None]:
-    """(expressed, score) from a judge's raw answer; score None when unreadable (then not expressed)."""
+def read_verdict(raw: str, mode: Mode, threshold: float = 4.0) -> tuple[bool | None, float | None]:
+    """(expressed, score) from a judge's raw answer; (None, None) when unreadable: an abstention."""
     if mode == "yesno":
         yn = parse_yes_no(raw)
-        return (bool(yn), None if yn is None else float(yn))
+        return (yn, None if yn is None else float(yn))
     s = parse_score(raw)
-    return (s is not None and s >= threshold, s)
+    return (None, None) if s is None else (s >= threshold, s)

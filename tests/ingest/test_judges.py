@@ -45,14 +45,14 @@ def test_parse_score(raw: str, expected: float | None) -> None:
     assert parse_score(raw) == expected
 
 
-def test_read_verdict_unreadable_is_not_expressed_and_has_no_score() -> None:
+def test_read_verdict_unreadable_is_an_abstention() -> None:
     assert read_verdict("Yes", "yesno") == (True, 1.0)
     assert read_verdict("No", "yesno") == (False, 0.0)
-    assert read_verdict("hmm", "yesno") == (False, None)
+    assert read_verdict("hmm", "yesno") == (None, None)
     assert read_verdict("Score: 4", "score") == (True, 4.0)
     assert read_verdict("Score: 3", "score") == (False, 3.0)
     assert read_verdict("Score: 3", "score", threshold=3) == (True, 3.0)
-    assert read_verdict("??", "score") == (False, None)
+    assert read_verdict("??", "score") == (None, None)
 
 
 def test_rubric_names_value_and_embeds_both_texts() -> None:

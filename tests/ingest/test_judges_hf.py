@@ -49,7 +49,7 @@ def test_parsing_of_scripted_outputs(model: Any, chat_tokenizer: Any, monkeypatc
     monkeypatch.setattr(judge, "generate", lambda texts: ["Score: 4/5", "**2**", "dunno", "5"][: len(texts)])
     labels = judge.judge(ITEMS)
     assert [(lab.expressed, lab.score, lab.raw) for lab in labels] == [
-        (True, 4.0, "Score: 4/5"), (False, 2.0, "**2**"), (False, None, "dunno"), (True, 5.0, "5")
+        (True, 4.0, "Score: 4/5"), (False, 2.0, "**2**"), (None, None, "dunno"), (True, 5.0, "5")
     ]
 
 

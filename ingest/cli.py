@@ -80,7 +80,8 @@ _shard = _stack(
 )
 _judge = _stack(
     click.option("--judge", default=None,
-                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon]"),
+                 help="lexicon | lexicon:PHRASES.json | embed[:MODEL_DIR|HEAD.npz] | hf:MODEL_PATH[#OPTIONS] | "
+                      "openai:URL#MODEL (see README, Judges).  [default: lexicon]"),
 )
 _capture = _stack(
     click.option("--layers", default=None, help="all, 3, 0,4,8 or 10-16.  [default: all]"),
@@ -185,6 +186,9 @@ def generate(store: str, config_file: str | None, **flags: Any) -> None:
 @_common
 @_judge
 @click.option("--value", "values", multiple=True, help="Values to judge (default all ten).")
+@click.option("--threshold", "judge_threshold", default=None, metavar="NUMBER|from-eval",
+              help="Score at or above which a value counts as expressed; from-eval: the threshold the store's "
+                   "latest 'actstore judge eval' of this judge recorded.  [default: the judge's own]")
 @_shard
 def label(store: str, config_file: str | None, **flags: Any) -> None:
     """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels."""

@@ -72,7 +72,9 @@ class IngestConfig:
         enough responses that express them); max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
         generation.
     judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
-        ``hf:PATH`` | ``openai:URL#MODEL``.
+        ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` (sentence-embedding judge) |
+        ``hf:PATH[#OPTIONS]`` | ``openai:URL#MODEL``. judge_threshold: score threshold for
+        "expressed" (a number, or ``from-eval``: the one ``actstore judge eval`` recorded in the store).
     layers: ``all`` or e.g. ``"0,4,8"``, ``"10-16"``; sites: resid_post, mlp_act; per_token: store
         per-token arrays; pools: mean_response (float32), last_prompt (model dtype).
     weights: subset of :data:`WEIGHTS`; token_budget: padded tokens per forward batch;
@@ -111,6 +113,7 @@ class IngestConfig:
     batch_size: int = 16
     # judging
     judge: str = "lexicon"
+    judge_threshold: str | None = None  # a number, or "from-eval" (the store's latest judge eval)
     # capture
     layers: str = "all"
     sites: tuple[str, ...] = SITE_KINDS
@@ -192,6 +195,11 @@ class IngestConfig:
         if self.codec not in CODECS:
             raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(CODECS)}")
         parse_judge(self.judge)
+        if self.judge_threshold is not None and str(self.judge_threshold) != "from-eval":
+            try:
+                float(self.judge_threshold)
+            except ValueError:
+                raise UsageError(f"bad threshold {self.judge_threshold!r}; pass a number or from-eval") from None
         if self.model is not None and not str(self.model).strip():
             raise UsageError("empty --model; pass a hub name or a local model directory")
 
@@ -303,19 +311,32 @@ class JudgeSpec:
     kind: str
     target: str | None = None
     model: str | None = None
+    options: tuple[str, ...] = ()  # hf: generate|logprob, per-value|all, yesno|score
+
+
+HF_OPTIONS = ("generate", "logprob", "per-value", "all", "yesno", "score")
 
 
 def parse_judge(spec: str) -> JudgeSpec:
-    """``lexicon`` | ``lexicon:FILE.json`` | ``hf:PATH`` | ``openai:URL#MODEL`` -> :class:`JudgeSpec`."""
+    """``lexicon`` | ``lexicon:FILE.json`` | ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` |
+    ``hf:PATH[#OPT,...]`` | ``openai:URL#MODEL`` -> :class:`JudgeSpec` (see ingest.judges)."""
     text = (spec or "").strip()
     kind, _, rest = text.partition(":")
     if kind == "lexicon":
         return JudgeSpec("lexicon", rest or None)
+    if kind == "embed":
+        return JudgeSpec("embed", rest or None)
     if kind == "hf" and rest:
-        return JudgeSpec("hf", rest)
+        path, _, opts = rest.partition("#")
+        options = tuple(o.strip() for o in opts.split(",") if o.strip())
+        bad = [o for o in options if o not in HF_OPTIONS]
+        if bad or not path:
+            raise UsageError(f"bad judge {spec!r}; write hf:MODEL_PATH[#OPTIONS] with options from {', '.join(HF_OPTIONS)}")
+        return JudgeSpec("hf", path, options=options)
     if kind == "openai" and rest:
         url, hash_, model = rest.partition("#")
         if not hash_ or not model or not url.startswith(("http://", "https://")):
             raise UsageError(f"bad judge {spec!r}; write openai:URL#MODEL, e.g. openai:http://localhost:8000/v1#qwen")
         return JudgeSpec("openai", url, model)
-    raise UsageError(f"bad judge {spec!r}; use lexicon, lexicon:PHRASES.json, hf:MODEL_PATH or openai:URL#MODEL")
+    raise UsageError(f"bad judge {spec!r}; use lexicon, lexicon:PHRASES.json, embed[:MODEL_DIR|HEAD.npz], "
+                     "hf:MODEL_PATH[#OPTIONS] or openai:URL#MODEL")

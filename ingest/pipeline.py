@@ -157,7 +157,24 @@ def _valueworld_prompts(config: IngestConfig) -> list[Prompt]:
 
 
 def make_judge(config: IngestConfig) -> Any:
-    """The judge a ``--judge`` spec names (files are read here, models loaded here)."""
+    """The judge a ``--judge`` spec names (files are read here, models loaded here), with the
+    ``judge_threshold`` applied (``from-eval``: the one the store's latest ``judge eval`` recorded)."""
+    judge = _make_judge(config)
+    if config.judge_threshold is not None:
+        from ingest.judge_eval import recorded_threshold, with_threshold
+
+        if config.judge_threshold == "from-eval":
+            if _peek(config.target) is None:
+                raise _no_store(config, "label --threshold from-eval", "'actstore ingest run' or 'generate'")
+            with actstore.open(config.target) as st:
+                threshold = recorded_threshold(st, judge.judge_id)
+        else:
+            threshold = float(config.judge_threshold)
+        judge = with_threshold(judge, threshold)
+    return judge
+
+
+def _make_judge(config: IngestConfig) -> Any:
     from ingest.judges import HFChatJudge, JudgeItem, OpenAIJudge
 
     spec = parse_judge(config.judge)
@@ -167,8 +184,14 @@ def make_judge(config: IngestConfig) -> Any:
         # Probe every value now: a value without phrases must fail before generation, not after.
         judge.judge([JudgeItem("probe", "", "", tuple(config.values or VALUE_SLUGS))])
         return judge
+    if spec.kind == "embed":
+        from ingest.judges.embed import EmbeddingJudge
+
+        return EmbeddingJudge.load(target or None, device=config.device)
     if spec.kind == "hf":
-        return HFChatJudge.from_pretrained(target, device=config.device)
+        from ingest.judges.hf import hf_options
+
+        return HFChatJudge.from_pretrained(target, device=config.device, **hf_options(spec.options))
     return OpenAIJudge(spec.model or "", base_url=target)
 
 

@@ -44,6 +44,21 @@ def judge_messages(query: str, response: str, value: str, mode: Mode = "yesno") 
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
+LETTERS = "ABCDEFGHIJ"  # the ten values, in circular order, for the one-question-per-response prompt
+
+
+def all_values_messages(query: str, response: str) -> list[dict[str, str]]:
+    """One chat asking which of the ten values (lettered A-J) the reply expresses most."""
+    from ingest.values import VALUES
+
+    options = "\n".join(f"{c}. {v.name}: {v.definition}" for c, v in zip(LETTERS, VALUES))
+    user = (
+        f"User message:\n<<<\n{query.strip()}\n>>>\n\nAssistant reply:\n<<<\n{response.strip()}\n>>>\n\n"
+        f"Which one of these values does the reply express most?\n{options}\n\nAnswer with the letter only."
+    )
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
 _MARKUP = re.compile(r"[*_`#>\"'“”‘’\[\]()]+")
 _YES = re.compile(r"\b(yes|true|sí|si|oui)\b")
 _NO = re.compile(r"\b(no|not|false|doesn't|non)\b")

@@ -175,7 +175,7 @@ def best_threshold(score: np.ndarray, gold: np.ndarray, max_candidates: int = 20
     s, g = s[keep], g[keep]
     if not len(s):
         raise InputError("no scores to choose a threshold from; the judge gave no scores")
-    cands = np.unique(np.quantile(s, np.linspace(0, 1, max_candidates + 1)))
+    cands = np.unique(np.quantile(s, np.linspace(0, 1, max_candidates + 1), method="lower"))  # data values
     preds = s[None, :] >= cands[:, None]  # [C, n]
     g_f = g.astype(np.float64)
     tp = preds @ g_f

@@ -22,7 +22,7 @@ def model(make_tiny_model: Any) -> Any:
 
 
 def test_labels_in_order_with_raw_output(model: Any, chat_tokenizer: Any) -> None:
-    judge = HFChatJudge(model, chat_tokenizer, batch_size=3, max_new_tokens=4, judge_id="tiny")
+    judge = HFChatJudge(model, chat_tokenizer, batch_size=3, max_new_tokens=4, judge_id="tiny", scoring="generate")
     labels = judge.judge(ITEMS)
     assert [(lab.response_id, lab.value) for lab in labels] == [
         ("r1", "stimulation"), ("r1", "security"), ("r2", "benevolence"), ("r3", "power")
@@ -45,7 +45,7 @@ def test_batching_with_left_padding_matches_one_at_a_time(model: Any, chat_token
 
 
 def test_parsing_of_scripted_outputs(model: Any, chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    judge = HFChatJudge(model, chat_tokenizer, mode="score")
+    judge = HFChatJudge(model, chat_tokenizer, mode="score", scoring="generate")
     monkeypatch.setattr(judge, "generate", lambda texts: ["Score: 4/5", "**2**", "dunno", "5"][: len(texts)])
     labels = judge.judge(ITEMS)
     assert [(lab.expressed, lab.score, lab.raw) for lab in labels] == [
@@ -66,7 +66,7 @@ def test_from_pretrained_local_dir_and_missing(tiny_model_dir: Any, tmp_path: An
     from actstore.errors import ModelError
 
     judge = HFChatJudge.from_pretrained(str(tiny_model_dir), dtype="float32", max_new_tokens=2)
-    assert judge.judge_id == f"hf:{tiny_model_dir}:yesno"
+    assert judge.judge_id == f"hf:{tiny_model_dir}:yesno:logprob"
     assert len(judge.judge(ITEMS[:1])) == 2
     with pytest.raises(ModelError, match="local model directory"):
         HFChatJudge.from_pretrained(str(tmp_path / "nothing-here"))
@@ -77,3 +77,46 @@ def test_bad_settings() -> None:
 
     with pytest.raises(InputError, match="unknown judge mode"):
         HFChatJudge(object(), object(), mode="stars")  # type: ignore[arg-type]
+
+
+def _plain_next_probs(model: Any, tok: Any, text: str) -> Any:
+    import torch
+
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        return torch.softmax(model(**ids).logits[0, -1].float(), -1)
+
+
+@pytest.mark.parametrize("mode", ["yesno", "score"])
+def test_logprob_scores_match_a_plain_forward_pass_and_never_abstain(model: Any, chat_tokenizer: Any, mode: str) -> None:
+    from ingest.judges.hf import option_ids
+
+    batched = HFChatJudge(model, chat_tokenizer, mode=mode, batch_size=4)
+    labels = batched.judge(ITEMS)
+    assert all(lab.expressed is not None and lab.score is not None for lab in labels)
+    ids = option_ids(chat_tokenizer, mode)
+    for lab, (it, v) in zip(labels, [(it, v) for it in ITEMS for v in it.values]):
+        p = _plain_next_probs(model, chat_tokenizer, batched.render(it, v))  # alone: no padding
+        mass = {o: float(p[i].sum()) for o, i in ids.items()}
+        want = (mass["yes"] / (mass["yes"] + mass["no"]) if mode == "yesno"
+                else sum(int(o) * m for o, m in mass.items()) / sum(mass.values()))
+        assert lab.score == pytest.approx(want, rel=1e-4, abs=1e-6)
+        assert lab.expressed == (lab.score >= batched.threshold)
+    assert batched.threshold == (0.5 if mode == "yesno" else 4.0)
+
+
+def test_logprob_all_values_prompt_gives_a_distribution(model: Any, chat_tokenizer: Any) -> None:
+    from ingest.values import VALUE_SLUGS
+
+    judge = HFChatJudge(model, chat_tokenizer, prompt="all", batch_size=2)
+    items = [JudgeItem(it.response_id, it.query, it.response, VALUE_SLUGS) for it in ITEMS]
+    labels = judge.judge(items)
+    assert len(labels) == 30 and judge.judge_id.endswith(":yesno:logprob-all")
+    for i in range(3):
+        assert sum(lab.score for lab in labels[10 * i:10 * i + 10]) == pytest.approx(1.0, abs=1e-5)
+    # A subset of values gets the same scores as the full list.
+    sub = judge.judge([JudgeItem("r1", ITEMS[0].query, ITEMS[0].response, ("power", "tradition"))])
+    full = {lab.value: lab.score for lab in labels[:10]}
+    assert [lab.score for lab in sub] == pytest.approx([full["power"], full["tradition"]], rel=1e-4)
+    with pytest.raises(Exception, match="scoring='logprob'"):
+        HFChatJudge(model, chat_tokenizer, prompt="all", scoring="generate")

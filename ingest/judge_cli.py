@@ -1,0 +1,70 @@
+"""``actstore judge ...``: how far a judge's labels can be trusted (a thin skin over ingest.judge_eval)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+@click.group()
+def judge() -> None:
+    """Judges: measure their agreement with people (or any gold labels).
+
+    \b
+    Example (Value Portrait's human tags, result recorded in a store):
+      actstore judge eval --judge embed --gold ../shared/data/value-portrait --store runs/demo
+      actstore ingest label runs/demo --judge embed --threshold from-eval
+    """
+
+
+@judge.command(name="eval")
+@click.option("--judge", "judge_spec", required=True,
+              help="The judge, as --judge of 'ingest label' takes it: lexicon, embed[:MODEL_DIR|HEAD.npz], "
+                   "hf:MODEL_PATH[#OPTIONS], openai:URL#MODEL.")
+@click.option("--gold", required=True, metavar="PATH|labels:JUDGE_ID",
+              help="Gold labels: a Value Portrait directory or tagged_responses.json (human tags, rho >= 0.3), "
+                   "or labels:JUDGE_ID (that judge's labels in --store).")
+@click.option("--store", default=None, help="Store to record the result in (and to read labels: gold from).")
+@click.option("--no-record", is_flag=True, help="Do not write the result into --store.")
+@click.option("--value", "values", multiple=True, help="Values to evaluate (repeat or comma-list; default all ten).")
+@click.option("--method", type=click.Choice(["judge", "crossfit", "cv-head"]), default=None,
+              help="judge: its own verdicts; crossfit: thresholds chosen on the other folds; cv-head: an "
+                   "embedding head fitted on the other folds.  [default: crossfit if the judge gives scores]")
+@click.option("--folds", type=int, default=5, show_default=True, help="Folds (whole queries per fold).")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap replicates.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use the responses of the first N queries only.")
+@click.option("--l2", type=float, default=100.0, show_default=True, help="cv-head: L2 penalty of the head.")
+@click.option("--save-head", default=None, type=click.Path(dir_okay=False),
+              help="Fit an embedding head on all gold responses and save it (.npz) for --judge embed:HEAD.npz "
+                   "(implies --method cv-head: the metrics are the cross-validated ones).")
+@click.option("--threads", type=int, default=None, help="torch threads.  [default: min(4, CPUs available)]")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def eval_cmd(judge_spec: str, gold: str, store: str | None, no_record: bool, values: tuple[str, ...],
+             **kw: Any) -> None:
+    """Run a judge on gold-labelled responses; print kappa, precision, recall, ROC AUC and abstentions,
+    per value and overall, with 95% bootstrap intervals (responses resampled)."""
+    from ingest.judge_eval import run_eval
+
+    as_json, quiet = kw.pop("as_json"), kw.pop("quiet")
+    vals = [p.strip() for v in values for p in v.split(",") if p.strip()] or None
+    ev = run_eval(judge_spec, gold, store=store, values=vals, record=not no_record, quiet=quiet, **kw)
+    if as_json:
+        out = {"judge_id": ev.judge_id, "gold": ev.gold, "method": ev.method, "threshold": ev.threshold,
+               "params": ev.params, "metrics": {v: {"n": m.n, "n_pos": m.n_pos, "abstained": m.abstained,
+                                                    **{k: [getattr(m, k).value, getattr(m, k).lo, getattr(m, k).hi]
+                                                       for k in ("kappa", "precision", "recall", "auc")}}
+                                                for v, m in ev.metrics.items()}}
+        click.echo(json.dumps(out, default=lambda x: None if x != x else x))
+        return
+    t = "n/a" if ev.threshold is None else f"{ev.threshold:.4g}"
+    click.echo(f"judge {ev.judge_id} vs {ev.gold} ({ev.method}; threshold fitted on all pairs: {t})")
+    click.echo(ev.table())
+    m = ev.metrics["all"]
+    click.echo(f"abstentions: {m.abstained} of {m.n} pairs ({100 * m.abstention_rate:.1f}%)")
+    if "eval_id" in ev.params:
+        click.echo(f"recorded as judge_evals.eval_id = {ev.params['eval_id']} in {store}")

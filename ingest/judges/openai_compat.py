@@ -1,5 +1,10 @@
 """A judge behind an OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, TGI, llama.cpp).
 
+The recommended judge for real studies: serve a strong instruction-tuned model (e.g. with vLLM:
+``vllm serve MODEL``, then ``--judge openai:http://HOST:8000/v1#MODEL``), measure it once with
+``actstore judge eval`` against gold labels, and label. An answer that cannot be read as a verdict
+is an abstention (``expressed`` None, the answer kept in ``raw``), never a silent "no".
+
 Stdlib HTTP only, so that the judge needs no extra package. Requests run on a thread pool of
 ``max_workers`` (the endpoint's concurrency limit); transient failures (connection errors, timeouts,
 429, 5xx) are retried with exponential backoff and jitter, honouring ``Retry-After``; other 4xx are the

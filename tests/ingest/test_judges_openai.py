@@ -56,6 +56,8 @@ class FakeServer:
                     value = user.split("express the value ")[1].split(" (")[0]
                     reply = user.split("Assistant reply:\n<<<\n")[1].split("\n>>>")[0]
                     answer = "**Yes**" if value.lower() in reply.lower() else "No."
+                    if "unclear" in reply:
+                        answer = "I cannot tell from this."
                     self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer}}]})
                 finally:
                     with server.lock:
@@ -159,3 +161,20 @@ def test_slow_server_hits_the_timeout() -> None:
         judge = OpenAIJudge("m", base_url=s.url, max_retries=0, timeout=0.2)
         with pytest.raises(JudgeRequestError, match="failed 1 times.*(?i:timed out|timeout)"):
             judge.judge(_items(1, ("power",)))
+
+
+def test_unreadable_answers_are_abstentions_and_eval_counts_them(server: FakeServer) -> None:
+    from ingest.judge_eval import GoldSet, evaluate_labels
+
+    items = [JudgeItem(f"r{i}", "What matters?", ("Power first." if i % 2 else "Be kind.") + (" unclear" if i % 3 == 0 else ""),
+                       ("power",)) for i in range(12)]
+    judge = OpenAIJudge("m", base_url=server.url, backoff=0.001, max_workers=3)
+    labels = judge.judge(items)
+    assert [lab.expressed for lab in labels] == [None if i % 3 == 0 else bool(i % 2) for i in range(12)]
+    assert all(lab.score is None and lab.raw == "I cannot tell from this." for lab in labels[::3])
+    assert server.max_active <= 3
+    gold = GoldSet("planted", tuple(items), {(f"r{i}", "power"): bool(i % 2) for i in range(12)},
+                   {f"r{i}": f"q{i // 2}" for i in range(12)})
+    ev = evaluate_labels(labels, gold, "judge", n_boot=50)
+    m = ev.metrics["all"]
+    assert m.abstained == 4 and m.kappa.value == 1.0 and ev.judge_id == "openai:m:yesno"

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
+
+
+def _no_nan(x: Any) -> Any:
+    """JSON has no NaN: undefined estimates become null."""
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 @click.group()
@@ -59,7 +71,7 @@ def eval_cmd(judge_spec: str, gold: str, store: str | None, no_record: bool, val
                                                     **{k: [getattr(m, k).value, getattr(m, k).lo, getattr(m, k).hi]
                                                        for k in ("kappa", "precision", "recall", "auc")}}
                                                 for v, m in ev.metrics.items()}}
-        click.echo(json.dumps(out, default=lambda x: None if x != x else x))
+        click.echo(json.dumps(_no_nan(out), allow_nan=False))
         return
     t = "n/a" if ev.threshold is None else f"{ev.threshold:.4g}"
     click.echo(f"judge {ev.judge_id} vs {ev.gold} ({ev.method}; threshold fitted on all pairs: {t})")

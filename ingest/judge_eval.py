@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,8 @@ class JudgeEval:
                f"{'recall':<24} {'ROC AUC':<24}"
         lines = [head]
         for v, m in self.metrics.items():
-            lines.append(f"{v:<15} {m.n:>5} {m.n_pos:>4} {m.abstained:>4}  {str(m.kappa):<24} {str(m.precision):<24} "
-                         f"{str(m.recall):<24} {str(m.auc):<24}")
+            lines.append(f"{v:<15} {m.n:>5} {m.n_pos:>4} {m.abstained:>4}  {m.kappa!s:<24} {m.precision!s:<24} "
+                         f"{m.recall!s:<24} {m.auc!s:<24}")
         return "\n".join(lines)
 
 
@@ -234,7 +234,7 @@ def record_eval(store: Any, ev: JudgeEval, run_id: int | None = None) -> int:
     """Write ``ev`` into an open writable store's ``judge_evals`` (one row per value and 'all');
     returns its ``eval_id``."""
     eval_id = int(store.sql("SELECT coalesce(max(eval_id) + 1, 1) FROM judge_evals").fetchall()[0][0])
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     cols: dict[str, list[Any]] = {k: [] for k in (
         "eval_id", "value", "judge_id", "gold", "method", "n", "n_pos", "n_pred_pos", "abstained", "threshold",
         *[f"{m}{s}" for m in ("kappa", "precision", "recall", "auc") for s in ("", "_lo", "_hi")],
@@ -250,8 +250,8 @@ def record_eval(store: Any, ev: JudgeEval, run_id: int | None = None) -> int:
         for name in ("kappa", "precision", "recall", "auc"):
             est = getattr(m, name)
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = num(est.value), num(est.lo), num(est.hi)
-        for k in cols:
-            cols[k].append(row[k])
+        for k, col in cols.items():
+            col.append(row[k])
     store.insert("judge_evals", cols)
     return eval_id
 

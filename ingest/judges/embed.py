@@ -112,7 +112,7 @@ def packaged_model_dir() -> Path | None:
     spec = importlib.util.find_spec(_MODULE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "model"
+    d = Path(next(iter(spec.submodule_search_locations))) / "model"
     return d if (d / "config.json").is_file() else None
 
 

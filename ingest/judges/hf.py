@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from actstore.errors import InputError, ModelError
-
 from ingest.values import VALUE_SLUGS
 
 from .base import JudgeItem, Label, expand

@@ -14,8 +14,8 @@ import actstore
 from actstore import migrations
 from actstore.cli import main
 from ingest import pipeline
-from ingest.judge_eval import GoldSet, evaluate_labels, recorded_threshold, value_portrait_gold
-from ingest.judges import JudgeItem, Label
+from ingest.judge_eval import evaluate_labels, recorded_threshold, value_portrait_gold
+from ingest.judges import Label
 from ingest.values import VALUE_SLUGS
 
 WORDS = {v: f"zz{v.replace('_', '')}" for v in VALUE_SLUGS}  # one made-up marker word per value
@@ -105,6 +105,11 @@ def test_cli_eval_records_in_the_store_and_label_uses_its_threshold(planted, tmp
 
 def test_cli_eval_bad_input_is_one_line(planted, tmp_path: Path) -> None:
     vp, lex = planted
+    r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", str(vp), "--value", "power",
+                "--method", "judge", "--bootstrap", "20", "--json", "--quiet")
+    out = json.loads(r.output)
+    assert out["method"] == "judge" and out["metrics"]["power"]["kappa"] == [1.0, 1.0, 1.0]
+    assert set(out["metrics"]) == {"power", "all"}
     r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", "labels:human")
     assert r.exit_code == 1 and "pass --store STORE" in r.output and r.output.count("\n") == 1
     r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", str(tmp_path / "missing"))

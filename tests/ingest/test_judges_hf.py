@@ -95,7 +95,7 @@ def test_logprob_scores_match_a_plain_forward_pass_and_never_abstain(model: Any,
     labels = batched.judge(ITEMS)
     assert all(lab.expressed is not None and lab.score is not None for lab in labels)
     ids = option_ids(chat_tokenizer, mode)
-    for lab, (it, v) in zip(labels, [(it, v) for it in ITEMS for v in it.values]):
+    for lab, (it, v) in zip(labels, [(item, v) for item in ITEMS for v in item.values], strict=True):
         p = _plain_next_probs(model, chat_tokenizer, batched.render(it, v))  # alone: no padding
         mass = {o: float(p[i].sum()) for o, i in ids.items()}
         want = (mass["yes"] / (mass["yes"] + mass["no"]) if mode == "yesno"

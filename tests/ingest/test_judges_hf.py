@@ -120,3 +120,15 @@ def test_logprob_all_values_prompt_gives_a_distribution(model: Any, chat_tokeniz
     assert [lab.score for lab in sub] == pytest.approx([full["power"], full["tradition"]], rel=1e-4)
     with pytest.raises(Exception, match="scoring='logprob'"):
         HFChatJudge(model, chat_tokenizer, prompt="all", scoring="generate")
+
+
+def test_spec_options() -> None:
+    from actstore.errors import UsageError
+    from ingest.config import parse_judge
+    from ingest.judges.hf import hf_options
+
+    spec = parse_judge("hf:/models/j.gguf#all,score")
+    assert spec.target == "/models/j.gguf" and hf_options(spec.options) == {"prompt": "all", "mode": "score"}
+    assert hf_options(parse_judge("hf:/m#generate").options) == {"scoring": "generate"}
+    with pytest.raises(UsageError, match="options from"):
+        parse_judge("hf:/m#loud")

@@ -157,7 +157,7 @@ def evaluate_labels(labels: Sequence[Label], gold: GoldSet, method: str = "cross
     if method != "judge":
         if np.isnan(s).all():
             raise InputError("this judge gives no scores, so no threshold can be chosen; use method 'judge'")
-        fold_of = group_folds(groups, folds, seed)
+        fold_of = group_folds(groups, min(folds, len(set(groups.tolist()))), seed)  # small gold sets: fewer folds
         pred, _ = crossfit_predictions(s, g, fold_of)
         # Abstentions stay abstentions whatever the threshold.
         pred[np.array([by[k].expressed is None for k in keys])] = np.nan

@@ -162,7 +162,7 @@ def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
     store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else an
     error: the lexicon's phrases are the value world's, and on another model's answers they would
     label by chance."""
-    from ingest.models import is_valueworld_model
+    from ingest.defaults import is_valueworld_model
 
     if config.judge is not None:
         return config
@@ -429,7 +429,9 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
 
 def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
     from ingest.models import load_model
+    from ingest.threads import configure
 
+    configure(config.threads)
     if config.quiet:  # transformers' own bars and notices go to stderr too
         from transformers.utils import logging as hf_logging
 
@@ -487,6 +489,10 @@ def label(config: IngestConfig) -> Report:
     if state is None:
         raise _no_store(config, "label", "'actstore ingest run' or 'generate'")
     config = with_judge(config, config.model or state.model)
+    if config.judge is not None and config.judge.startswith("hf:"):  # a local judge model runs here
+        from ingest.threads import configure
+
+        configure(config.threads)
     judge = make_judge(config)
     rep = Report(config.target)
     with _open_store(config) as store:

@@ -218,7 +218,7 @@ def _frame(rows: list[dict[str, Any]]):
 
 
 def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: Any = None,
-              progress: Progress | None = None) -> SweepResult:
+              progress: Progress | None = None, threads: int | None = None) -> SweepResult:
     """Run (or finish) a sweep and record it. ``model``/``tokenizer``: an already loaded pair to use
     instead of loading ``spec.model`` (tests, notebooks)."""
     say = progress or (lambda msg: None)
@@ -233,6 +233,9 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
         say(f"sweep {sweep_id}: all {len(todo)} (setting, eval) pairs already recorded; nothing to do")
         return SweepResult(sweep_id, None, tuple(settings), 0, len(todo), 0)
 
+    from ingest.threads import configure
+
+    configure(threads)  # results do not depend on it, so it is not part of the spec
     if model is None:
         from ingest.models import load_model
 

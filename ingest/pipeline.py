@@ -94,6 +94,8 @@ def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool)
     layers = config.check_shapes(shapes)
     dtype = config.model_dtype(shapes)
     have = state.model if state is not None else None
+    if have is not None and have.name != name and _same_gguf(have, name):
+        name = have.name  # the same GGUF file named another way (smollm2 vs its path, a copy): the store's name
     if have is not None and (have.name, have.dtype, have.n_layers, have.d_model) != (
             name, dtype, shapes.n_layers, shapes.d_model):
         raise SchemaMismatchError(
@@ -107,6 +109,14 @@ def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool)
                 f"store already holds records with other arrays than asked ({extra[0]} differs); rerun with "
                 "the layers, sites, pools and --per-token of the first capture, or use a new store")
     return _Checked(name, shapes, layers, dtype)
+
+
+def _same_gguf(have: Any, name: str) -> bool:
+    """Is ``name`` a GGUF file with the content the store's model was converted from?"""
+    from ingest.models import file_sha256, gguf_path, is_gguf
+
+    recorded = ((have.config or {}).get("gguf") or {}).get("sha256")
+    return bool(recorded) and is_gguf(name) and file_sha256(gguf_path(name)) == recorded
 
 
 def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype: str):

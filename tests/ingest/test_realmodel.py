@@ -177,3 +177,54 @@ def test_stored_activations_equal_a_plain_forward_pass(smollm2: Any, smollm2_sto
             for (site, layer), ref in want.items():
                 got = st.read(site, layer, rows)
                 assert got.shape == ref.shape and np.array_equal(got, ref), (rid, site, layer)
+
+
+def test_the_same_gguf_named_by_its_path_continues_the_store(smollm2_store: Path, smollm2_gguf: Path) -> None:
+    from ingest.config import IngestConfig
+    from ingest.pipeline import _check_model, _peek
+
+    cfg = IngestConfig(store=str(smollm2_store), model=str(smollm2_gguf), layers="0,15,29", quiet=True)
+    assert _check_model(cfg, _peek(str(smollm2_store)), capture=True).model == "smollm2"
+
+
+# -- defaults that fit a real model ------------------------------------------------------------------------
+
+def test_steer_defaults_for_a_real_model_store(smollm2_store: Path) -> None:
+    from actstore.errors import InputError
+    from analyses.steering.sources import DEFAULT_ALPHAS, require_judge, resolve_spec
+    from analyses.steering.spec import SweepSpec
+
+    with actstore.open(smollm2_store) as st:
+        spec = resolve_spec(st, SweepSpec(vectors="TRUE"))
+        assert (spec.model, spec.alphas, spec.prompts, spec.judge) == ("smollm2", DEFAULT_ALPHAS, "heldout", None)
+        with pytest.raises(InputError, match="no --judge for smollm2") as err:
+            require_judge(spec)
+        assert "\n" not in str(err.value)
+        require_judge(resolve_spec(st, SweepSpec(vectors="TRUE", evals=("jailbreak",))))  # no judge needed
+        with pytest.raises(InputError, match="absolute alphas"):
+            resolve_spec(st, SweepSpec(vectors="TRUE", alpha_mode="absolute"))
+
+
+def test_heldout_steering_prompts_leave_out_the_store_s_queries(tmp_path: Path) -> None:
+    from analyses.steering.evalsets import load_prompts
+    from ingest.prompts import load_builtin_queries
+
+    queries = load_builtin_queries(["en"])
+    with actstore.open(tmp_path / "s", read_only=False, create=True) as st:
+        st.insert("prompts", {"prompt_id": ["p0", "p1"], "query_id": [queries[0].query_id, "other-id"],
+                              "user_text": ["something else", queries[1].text], "condition": ["intrinsic"] * 2})
+        held = load_prompts("heldout", st)
+    assert [i.user for i in held] == [q.text for q in queries[2:]]
+
+
+def test_ingest_needs_a_judge_for_models_other_than_the_value_world() -> None:
+    from actstore.errors import UsageError
+    from ingest.config import IngestConfig
+    from ingest.pipeline import with_judge
+
+    cfg = IngestConfig(store="s")
+    with pytest.raises(UsageError, match="no --judge for smollm2"):
+        with_judge(cfg, "smollm2")
+    assert with_judge(cfg, str(models.VALUEWORLD_CHECKPOINT)).judge == "lexicon"
+    assert with_judge(IngestConfig(store="s", prompts="valueworld"), "m").judge == "lexicon"
+    assert with_judge(IngestConfig(store="s", judge="hf:x"), "smollm2").judge == "hf:x"

@@ -321,15 +321,27 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, data: Any, on_conflict: s
 
 #: Phrases of DuckDB errors that mean the sandbox refused a statement (see :func:`sandbox`).
 _SANDBOXED = ("disabled by configuration", "disabled through configuration", "configuration has been locked",
-              "cannot change configuration option")
+              "cannot change configuration option", "the file belongs to an attached database",
+              "unique file handle conflict")
+#: Statements that read or write files whatever their arguments: never allowed in the sandbox.
+_FILE_STATEMENTS = ("COPY", "EXPORT")
+
+
+def _file_statement(query: str) -> bool:
+    try:
+        return any(st.type.name in _FILE_STATEMENTS for st in duckdb.extract_statements(query))
+    except duckdb.Error:
+        return False
 
 EXPORT_HINT = ("to export a result use 'actstore sql STORE QUERY --format csv|json|parquet --out FILE' "
                "(in Python: .arrow() or .df())")
 
 
-def query_error(err: BaseException, where: "str | Path | None" = None) -> ActstoreError | None:
+def query_error(err: BaseException, where: "str | Path | None" = None,
+                query: str | None = None) -> ActstoreError | None:
     """A DuckDB error from a user's SQL as one clear line: a refused statement, a damaged
-    catalog, or the SQL error itself (None for anything that is not a DuckDB error)."""
+    catalog, or the SQL error itself (None for anything that is not a DuckDB error). ``query``:
+    the SQL, when it ran sandboxed (a COPY or EXPORT there is refused whatever DuckDB's reason)."""
     if not isinstance(err, duckdb.Error):
         return None
     bad = damage(err, where)
@@ -337,7 +349,7 @@ def query_error(err: BaseException, where: "str | Path | None" = None) -> Actsto
         return bad
     first = _first(err)
     low = first.lower()
-    if any(p in low for p in _SANDBOXED):
+    if any(p in low for p in _SANDBOXED) or (query is not None and _file_statement(query)):
         return ReadOnlyError(f"refused: SQL on a read-only store cannot write or read files, attach databases, "
                              f"load extensions or change settings ({first}); {EXPORT_HINT}")
     if "read-only" in low or "read only" in low:
@@ -347,7 +359,7 @@ def query_error(err: BaseException, where: "str | Path | None" = None) -> Actsto
 
 
 def run_query(con: duckdb.DuckDBPyConnection, query: str, params: Any = None,
-              where: "str | Path | None" = None) -> duckdb.DuckDBPyRelation:
+              where: "str | Path | None" = None, sandboxed: bool = False) -> duckdb.DuckDBPyRelation:
     """A user's SQL, with DuckDB's errors turned into one clear line (see :func:`query_error`).
 
     A SELECT runs when its relation is fetched; errors raised then are DuckDB's own (the CLI maps
@@ -357,4 +369,4 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, params: Any = None,
             return con.sql(query)
         return con.sql(query, params=params)
     except duckdb.Error as err:
-        raise query_error(err, where) from None
+        raise query_error(err, where, query if sandboxed else None) from None

@@ -242,7 +242,7 @@ class Store:
         settings; such a statement raises :class:`~actstore.errors.ReadOnlyError`. Export a
         result from Python (``.arrow()``, ``.df()``) or with ``actstore sql --out FILE``.
         """
-        return cat.run_query(self.con, query, params, where=self.location)
+        return cat.run_query(self.con, query, params, where=self.location, sandboxed=self._writer is None)
 
     @property
     def engine(self):

@@ -172,7 +172,7 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
                 return
             df = rel.df()
         except Exception as err:
-            bad = query_error(err, st.location)
+            bad = query_error(err, st.location, query)
             if bad is None:
                 raise
             raise bad from None

@@ -246,7 +246,8 @@ class Store:
 
     @property
     def engine(self):
-        """A SQLAlchemy engine on this store's catalog connection (tables: actstore.tables)."""
+        """A SQLAlchemy engine on this store's catalog connection (tables: actstore.tables); on a
+        read-only store it shares the connection's sandbox (see :meth:`sql`)."""
         if self._engine is None:
             import sqlalchemy as sa
 

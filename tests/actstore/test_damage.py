@@ -15,7 +15,6 @@ from actstore import ArrayKey, ArraySpec, ModelInfo, Site
 from actstore.cli import main
 from actstore.errors import CatalogDamagedError
 from actstore.verify import verify
-from tests.actstore import synth
 
 HAS_MODEL_STACK = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "ingest", "analyses"))
 
@@ -123,9 +122,9 @@ def test_verify_finds_a_raw_chunk_cut_after_its_committed_rows(filled):
     with actstore.open(filled) as st:
         rep = verify(st)
     # the committed rows still match their checksum: the size is the only thing that tells
-    assert rep.problems == [f"{meta.name}: chunk {last} file {meta.name}/c/{last}/0 is {committed * meta.row_bytes} "
-                            f"bytes; a raw chunk is always {full} ({meta.chunk_rows} rows x {meta.row_bytes} bytes): "
-                            "truncated or damaged"], rep.problems
+    want = (f"{meta.name}: chunk {last} file {meta.name}/c/{last}/0 is {committed * meta.row_bytes} bytes; a raw "
+            f"chunk is always {full} ({meta.chunk_rows} rows x {meta.row_bytes} bytes): truncated or damaged")
+    assert rep.problems == [want], rep.problems
     with pytest.raises(ValueError):  # and plain Zarr, which the format promises works, cannot read it
         zarr.open_array(str(filled / "arrays"), path=meta.name, mode="r")[:]
     r = _run("verify", filled)

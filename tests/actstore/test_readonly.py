@@ -10,7 +10,6 @@ after. Legitimate SELECTs keep working in between, and export goes through ``--f
 import hashlib
 import json
 import random
-import time
 
 import duckdb
 import numpy as np
@@ -321,17 +320,19 @@ def test_fuzz_hostile_sql_changes_no_file(filled, outside):
     before = _digest(filled, outside)
     ref = dict(zip([q for q, _ in LEGIT], _reference(filled)))
     tried = {"sql": 0, "cli": 0, "engine": 0}
-    deadline = time.monotonic() + 60  # a bound, far above the few seconds this takes
     with actstore.open(filled) as st:
-        for i in range(320):
-            if time.monotonic() > deadline:
-                break
+        for i in range(240):  # a few seconds: 240 statements, each followed by hashing every file
             q, must_refuse = _statement(rng, filled, outside)
             route = "sql" if i % 8 < 5 else "engine" if i % 8 < 7 else "cli"
             tried[route] += must_refuse
             if route == "sql":
                 got = []
-                err = _try(lambda: got.append(None if (rel := st.sql(q)) is None else rel.fetchall()))
+
+                def fetch(q=q, got=got):
+                    rel = st.sql(q)
+                    got.append(None if rel is None else rel.fetchall())
+
+                err = _try(fetch)
                 if must_refuse:
                     assert isinstance(err, ReadOnlyError), (q, err)
                 if q in ref:
@@ -356,5 +357,5 @@ def test_fuzz_hostile_sql_changes_no_file(filled, outside):
             assert st.sql(q).fetchall() == want
         assert np.array_equal(st.read("resid_post", 1, dtype="native")[:5],
                               synth.batch(0).token_arrays[synth.keys()[1]][:5])
-    assert min(tried.values()) >= 20, tried  # hostile statements per route
+    assert min(tried.values()) >= 15, tried  # hostile statements per route
     assert _digest(filled, outside) == before

@@ -59,10 +59,12 @@ class _StoreState:
 
 
 def _peek(path: str) -> _StoreState | None:
-    """What an existing store holds, read-only (None for a new store)."""
+    """What an existing store holds, read-only (None for a new store). Every stage calls this
+    before it loads a model: a store another process is writing is refused here, not after."""
     root = Path(path).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; pass a directory for the store")
+    actstore.store.check_writable(root)
     if not (root / "catalog.duckdb").exists():
         return None
     with actstore.open(root, read_only=True) as st:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import InputError
-from actstore.store import Store
+from actstore.store import Store, check_writable
 from analyses.recording import writable
 from analyses.steering import evalsets as es
 from analyses.steering.sources import (
@@ -239,6 +239,8 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
     if model is None:
         from ingest.models import load_model
 
+        if store.read_only:  # recording needs the writer: a busy store is refused before the model loads
+            check_writable(store.root)
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)

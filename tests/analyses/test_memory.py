@@ -66,7 +66,7 @@ def _vector_id(st) -> int:
 
 # name: (run, spec from an open store, the per-record arrays it streams: (site, layer, pool) or None)
 ANALYSES = {
-    "vectors": (run_vectors.run, lambda st: run_vectors.VectorsSpec(record=False),
+    "vectors": (run_vectors.run, lambda st: run_vectors.VectorsSpec(record=False, n_boot=20, n_splits=4),
                 [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "decompose": (run_decompose.run, lambda st: run_decompose.DecomposeSpec(record=False), None),
     "neurons": (run_neurons.run, lambda st: run_neurons.NeuronsSpec(record=False),
@@ -97,6 +97,7 @@ def stores():
 def small_units(monkeypatch):
     monkeypatch.setattr(run_top_examples, "ROW_BATCH", 512)
     monkeypatch.setattr(run_diversity, "FETCH_ROWS", 64)
+    monkeypatch.setattr(run_vectors, "BOOT_BYTES", 256 << 10)  # bootstrap sums: one value's groups a pass
 
 
 def _peak(path, run, make_spec):

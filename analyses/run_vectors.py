@@ -21,6 +21,7 @@ a batch of values at a time (at most :data:`BOOT_BYTES`), never O(records x d).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,45 +176,76 @@ def _f(x: Any) -> float | None:
     return None if np.isnan(x) else x
 
 
+#: (record, group) pairs fetched per batch by the streaming weighted sums: the group index is never
+#: held whole.
+ENTRY_BATCH = 1 << 16
+
+
+def weighted_sums(store: Store, site: str, layer: int, pool: str, query: str, n_slots: int, n_rep: int,
+                  weights: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-replicate weighted sums of pooled activations, streamed: ``(sums [R, S, d], weight totals [R, S])``.
+
+    ``query`` returns ``("row", slot)`` pairs (a record may be in several slots), ordered by row;
+    ``weights(rows [m], slots [m]) -> [R, m]`` gives each pair's weight in each replicate. The pairs
+    are fetched :data:`ENTRY_BATCH` at a time and their records' rows read chunk by chunk, so memory
+    is the sums plus one batch, whatever the store size.
+    """
+    width = store.array_meta(site, layer, pool).width
+    sums = np.zeros((n_rep, n_slots, width))
+    tot = np.zeros((n_rep, n_slots))
+    reader = store.sql(query).to_arrow_reader(ENTRY_BATCH)
+    try:
+        for batch in reader:
+            rows = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            slots = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+            if not len(rows):
+                continue
+            uniq, start = np.unique(rows, return_index=True)
+            end = np.r_[start[1:], len(rows)]
+            for blk_rows, x in store.blocks(site, layer, uniq, pool=pool):
+                ui = np.searchsorted(uniq, blk_rows)
+                lens = end[ui] - start[ui]
+                entries = np.repeat(start[ui] - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(lens.sum())
+                xe = np.repeat(x.astype(np.float64), lens, axis=0)  # one row per (record, slot) pair
+                w = weights(rows[entries], slots[entries])
+                se = slots[entries]
+                for k in np.unique(se):
+                    sel = se == k
+                    sums[:, k] += w[:, sel] @ xe[sel]
+                    tot[:, k] += w[:, sel].sum(axis=1)
+    finally:
+        reader.close()
+    return sums, tot
+
+
 def replicate_means(store: Store, site: str, layer: int, pool: str, groups: gq.Groups, gids: list[int],
                     n_boot: int, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Poisson-bootstrap and split-half group means of ``gids`` at one layer, in one streaming pass.
 
     Returns ``(boot [n_boot, g, d], halves [2, n_splits, g, d])`` float64 (NaN where a replicate
     has no weight). Weights are hashed from (seed, record, group id), so they are the same at every
-    layer and whatever the chunking. Memory: the replicate sums plus one chunk and its group index.
+    layer and whatever the chunking.
     """
-    width = store.array_meta(site, layer, pool).width
-    g = len(gids)
+    g, n_keys = len(gids), len(groups.keys)
     n_rep = n_boot + 2 * n_splits
-    sums = np.zeros((n_rep, g, width))
-    tot = np.zeros((n_rep, g))
-    res = store.sql(f'SELECT "row", gid FROM ({groups.query}) WHERE gid IN ({", ".join(map(str, gids))}) '
-                    'ORDER BY "row", gid').fetchnumpy()
-    rows = np.asarray(res["row"], dtype=np.int64)
-    local = np.searchsorted(np.asarray(gids), np.asarray(res["gid"], dtype=np.int64))
-    keys = rows * len(groups.keys) + np.asarray(gids)[local]
-    del res
-    uniq, start = np.unique(rows, return_index=True)
-    end = np.r_[start[1:], len(rows)]
-    for blk_rows, x in store.blocks(site, layer, uniq, pool=pool):
-        ui = np.searchsorted(uniq, blk_rows)
-        lens = end[ui] - start[ui]
-        entries = np.repeat(start[ui] - np.cumsum(np.r_[0, lens[:-1]]), lens) + np.arange(lens.sum())
-        xe = np.repeat(x.astype(np.float64), lens, axis=0)  # one row per (record, group) entry
-        w = np.empty((n_rep, len(entries)))
-        w[:n_boot] = sx.poisson_weights(seed, keys[entries], n_boot)
+    remap = " ".join(f"WHEN {gid} THEN {k}" for k, gid in enumerate(gids))
+    query = (f'SELECT "row", CASE gid {remap} END AS slot FROM ({groups.query}) '
+             f'WHERE gid IN ({", ".join(map(str, gids))}) ORDER BY "row", slot')
+    gid_of = np.asarray(gids, dtype=np.int64)
+
+    def weights(rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        keys = rows * n_keys + gid_of[slots]
+        w = np.empty((n_rep, len(rows)))
+        w[:n_boot] = sx.poisson_weights(seed, keys, n_boot)
         if n_splits:
-            h = sx.half_masks(seed, keys[entries], n_splits)
+            h = sx.half_masks(seed, keys, n_splits)
             w[n_boot:n_boot + n_splits], w[n_boot + n_splits:] = h, ~h
-        le = local[entries]
-        for k in np.unique(le):
-            sel = le == k
-            sums[:, k] += w[:, sel] @ xe[sel]
-            tot[:, k] += w[:, sel].sum(axis=1)
+        return w
+
+    sums, tot = weighted_sums(store, site, layer, pool, query, g, n_rep, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
         sums /= tot[:, :, None]  # in place: the replicate sums are the biggest thing held
-    return sums[:n_boot], sums[n_boot:].reshape(2, n_splits, g, width)
+    return sums[:n_boot], sums[n_boot:].reshape(2, n_splits, g, sums.shape[-1])
 
 
 def uncertainty(store: Store, spec: VectorsSpec, layers: list[int], groups: gq.Groups, pos: np.ndarray,

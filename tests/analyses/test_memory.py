@@ -98,6 +98,7 @@ def small_units(monkeypatch):
     monkeypatch.setattr(run_top_examples, "ROW_BATCH", 512)
     monkeypatch.setattr(run_diversity, "FETCH_ROWS", 64)
     monkeypatch.setattr(run_vectors, "BOOT_BYTES", 256 << 10)  # bootstrap sums: one value's groups a pass
+    monkeypatch.setattr(run_vectors, "ENTRY_BATCH", 512)  # (record, group) pairs per fetch
 
 
 def _peak(path, run, make_spec):

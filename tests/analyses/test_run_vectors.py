@@ -185,10 +185,11 @@ def test_intervals_cover_the_planted_vectors_and_noise_is_unreliable(planted) ->
     path, truth = planted
     with actstore.open(path) as st:
         res = run(st, VectorsSpec(record=False, n_boot=60, n_splits=8, layers=(1,)))
-        noise = ("SELECT record_id FROM records WHERE hash(record_id * 7 + 1) % 2 = {} AND record_id IN "
-                 "(SELECT record_id FROM record_labels WHERE condition = 'intrinsic')")
-        null = run(st, VectorsSpec(record=False, n_boot=60, n_splits=8, layers=(1,),
-                                   contrast=f"sql:{noise.format(0)};{noise.format(1)}"))
+        # English intrinsic responses with one label pattern (Hadamard row 0), split in two: they differ by noise only
+        same = "SELECT record_id FROM records WHERE response_id IN ({})"
+        ids = [", ".join(f"'en-q{q}-intrinsic-none-s0'" for q in qs) for qs in ((0, 8, 16, 24), (4, 12, 20, 28))]
+        null = run(st, VectorsSpec(record=False, n_boot=60, n_splits=8, layers=(1,), min_count=1,
+                                   contrast=f"sql:{same.format(ids[0])};{same.format(ids[1])}"))
     u = res.uncertainty
     # the planted v_int, v_prompt: their cosine lies inside nearly every bootstrap interval
     true_cos = cosine(truth.v_int[:, 1], truth.v_prompt[:, 1])
@@ -199,7 +200,8 @@ def test_intervals_cover_the_planted_vectors_and_noise_is_unreliable(planted) ->
     assert u.reliability.min() > 0.8
     table = res.table()
     assert {"n_pos", "n_neg", "norm_lo", "norm_hi", "cos_lo", "cos_hi", "reliability"} <= set(table.columns)
-    # two random halves of the same responses: no direction, so no reliability
+    # no direction, so no reliability (and four responses a side: visibly noise)
+    assert (null.n_pos, null.n_neg) == ([[4]], [[4]])
     assert abs(float(null.uncertainty.half_r[0, 0, 0])) < 0.3
 
 

@@ -167,3 +167,23 @@ def run(store: Store, spec: DecomposeSpec) -> DecomposeResult:
     summary = {"source_run": src, "mean_delta_share_by_layer": {str(l): float(x) for l, x in zip(layers, share[0])}}
     run_id, _ = record(store, "decompose", {"source_run": src}, rec, summary)
     return replace(res, run_id=run_id)
+
+
+def describe(res: DecomposeResult, layer: int | None = None) -> list[str]:
+    """The shared/unique split in words at one layer (default: the middle one), with the vectors
+    run's bootstrap intervals on the two singular values."""
+    j = len(res.layers) // 2 if layer is None else res.layers.index(layer)
+    sv = res.parts.singular_values[0, :, j]
+    share = sv[:, 0] ** 2 / np.maximum(sv[:, 0] ** 2 + sv[:, 1] ** 2, 1e-300)
+    out = [f"At layer {res.layers[j]} the shared axis carries {share.min():.0%}-{share.max():.0%} of the two "
+           f"vectors' energy (sv_shared^2 / (sv_shared^2 + sv_unique^2)) across {len(res.values)} values."]
+    if res.sv_ci is not None and not np.isnan(res.sv_ci[0, :, j]).all():
+        ci = res.sv_ci[0, :, j]
+        apart = [v for i, v in enumerate(res.values) if ci[i, 0, 0] > ci[i, 1, 1]]
+        out.append(f"The bootstrap intervals of the shared and the unique singular value are apart for "
+                   f"{len(apart)} of {len(res.values)} values"
+                   + (f" (not for: {', '.join(v for v in res.values if v not in apart)})" if len(apart) < len(res.values)
+                      else "") + ".")
+    else:
+        out.append("No bootstrap intervals: the vectors run had none (actstore analyze vectors --bootstrap N).")
+    return out

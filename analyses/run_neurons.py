@@ -197,3 +197,22 @@ def _null_rows(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, values: t
             out[f + "_p"].append(s["p"])
     return {k: np.array(v, dtype=object if k == "value" else np.float64 if k != "layer" else np.int64)
             for k, v in out.items()}
+
+
+def describe(res: NeuronsResult) -> list[str]:
+    """The overlap figures in words, against random directions at the same angle."""
+    if res.null is None:
+        return ["No random-direction baseline was drawn (--random 0)."]
+    n = res.null
+    jac = np.asarray(res.jaccard["jaccard"], dtype=float)
+    above = int(np.sum(np.asarray(n["jaccard_p"], dtype=float) < 0.05))
+    out = [f"The intrinsic and prompted top sets overlap with Jaccard {jac.mean():.2f} on average (range "
+           f"{jac.min():.2f}-{jac.max():.2f}); random direction pairs at the same angle give "
+           f"{np.mean(n['jaccard_null']):.2f} on average; {above} of {len(jac)} (value, layer) overlaps are above "
+           f"their null at p < 0.05."]
+    for cls in nr.CLASSES:
+        p = np.asarray(n[f"{cls}_p"], dtype=float)
+        out.append(f"{cls}: {int(np.sum(res.counts['count'][res.counts['class'] == cls]))} kept neurons in all "
+                   f"vs {np.sum(n[f'{cls}_null']):.1f} expected from random planes; "
+                   f"{int(np.sum(p < 0.05))} of {len(p)} (value, layer) counts above the null at p < 0.05.")
+    return out

@@ -404,3 +404,30 @@ def _replace(res: VectorsResult, **kw: Any) -> VectorsResult:
     from dataclasses import replace
 
     return replace(res, **kw)
+
+
+def describe(res: VectorsResult, layer: int | None = None, unreliable: float = 0.5) -> list[str]:
+    """The vectors' findings in words at one layer (default: the middle one), with group sizes,
+    bootstrap intervals and split-half reliability; vectors below ``unreliable`` are named as noise."""
+    j = len(res.layers) // 2 if layer is None else res.layers.index(layer)
+    lay = res.layers[j]
+    out = []
+    u = res.uncertainty
+    if res.cos_int_prompt is not None:
+        parts = []
+        for i, v in enumerate(res.values):
+            ci = f" [{u.cos_lo[i, j]:.2f}, {u.cos_hi[i, j]:.2f}]" if u is not None and u.cos_lo is not None else ""
+            parts.append(f"{v} {res.cos_int_prompt[i, j]:.2f}{ci} (n_exp/n_unexp {res.n_pos[i, 0]}/{res.n_neg[i, 0]} "
+                         f"intrinsic, {res.n_pos[i, 1]}/{res.n_neg[i, 1]} prompted)")
+        out.append(f"At layer {lay}, cos(intrinsic, prompted) per value"
+                   + (f" with 95% bootstrap intervals over responses ({u.n_boot} replicates)" if u and u.n_boot else "")
+                   + ": " + "; ".join(parts) + ".")
+    if u is not None and u.n_splits:
+        rel = u.reliability[:, :, j]
+        weak = [f"{res.values[i]}/{res.conditions[c]} ({rel[i, c]:.2f}, n_exp {res.n_pos[i, c]})"
+                for i in range(rel.shape[0]) for c in range(rel.shape[1]) if not rel[i, c] >= unreliable]
+        out.append(f"Split-half reliability (Spearman-Brown, {u.n_splits} random halves) at layer {lay} ranges "
+                   f"{np.nanmin(rel):.2f}-{np.nanmax(rel):.2f}"
+                   + (f"; below {unreliable} and so mostly noise: {', '.join(weak)}." if weak else
+                      f"; every vector is above {unreliable}."))
+    return out

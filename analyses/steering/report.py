@@ -206,3 +206,15 @@ def report(store: Store, sweep_id: str | None = None, plot_path: str | Path | No
         raise InputError(f"sweep {sweep_id} has no metrics yet; run it (again) to finish it")
     png = plot(df, plot_path) if plot_path else None
     return SteeringReport(sweep_id, df, summary_table(df), png, safe_alphas(df))
+
+
+def describe(df, metric: str) -> list[str]:
+    """A rate in words, per vector kind: the unsteered baseline and each alpha, pooled, with 95%
+    Wilson intervals and the answers behind them."""
+    out = []
+    for kind, (x, y, lo, hi) in curves_with_intervals(df, metric).items():
+        rows = df[(df.kind == "add") & (df.metric == metric) & (df.vector_kind == kind)]
+        pts = "; ".join(f"alpha {a:g}: {v:.2f} [{l:.2f}, {h:.2f}]" for a, v, l, h in zip(x, y, lo, hi))
+        out.append(f"{metric} with {kind} vectors (95% Wilson intervals, {int(rows.n.max())} answers a setting; "
+                   f"alpha 0 is unsteered): {pts}.")
+    return out

@@ -169,14 +169,19 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
     with _open(store) as st:
         res = run(st, spec)
     _show(res.table(), 200)
-    how = "best-fitting layer; p not corrected for the choice" if res.chosen else "chosen layer"
+    k = list(res.per_layer).index(res.layer)
+    pc = res.r2_p_corrected[res.layer] if res.r2_p_corrected else float("nan")
+    how = f"best-fitting layer; p corrected for that choice {pc:.4f}" if res.chosen else "chosen layer"
     click.echo(f"\nlayer {res.layer} ({how}): R^2 = {res.fit.r2:.3f}, permutation p = {res.fit.p_value:.4f}, "
                f"PC1+PC2 explain {res.fit.explained.sum():.1%}")
     click.echo("R^2 by group: " + ", ".join(f"{g} {r:.3f}" for g, r in res.fit.r2_by_group.items()))
-    click.echo(f"vs theoretical circumplex: Pearson {res.vs_theory.pearson:.3f}, Spearman {res.vs_theory.spearman:.3f}")
-    if res.vs_human is not None:
+    mt = res.mantel_theory
+    click.echo(f"vs theoretical circumplex: Pearson {res.vs_theory.pearson:.3f} (Mantel p {mt.p[k]:.4f}, "
+               f"corrected {mt.p_corrected[k]:.4f}), Spearman {res.vs_theory.spearman:.3f}")
+    if res.vs_human is not None and res.mantel_human is not None:
+        mh = res.mantel_human
         click.echo(f"vs human correlations ({res.n_participants} participants): Pearson {res.vs_human.pearson:.3f} "
-                   f"(p {res.vs_human.pearson_p:.2g}), Spearman {res.vs_human.spearman:.3f}")
+                   f"(Mantel p {mh.p[k]:.4f}, corrected {mh.p_corrected[k]:.4f}), Spearman {res.vs_human.spearman:.3f}")
     click.echo(f"\nbaselines at layer {res.layer} (null rows: mean [95% range]; p: the model against that row):")
     _show(res.baseline_table(), 20)
     for sentence in res.sentences():

@@ -248,6 +248,14 @@ def replicate_means(store: Store, site: str, layer: int, pool: str, groups: gq.G
     return sums[:n_boot], sums[n_boot:].reshape(2, n_splits, g, sums.shape[-1])
 
 
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine, NaN where a replicate is NaN (vx.cosine would call it 0)."""
+    bad = ~(np.isfinite(a).all(axis=-1) & np.isfinite(b).all(axis=-1))
+    out = vx.cosine(np.nan_to_num(a), np.nan_to_num(b))
+    out[bad] = np.nan
+    return out
+
+
 def uncertainty(store: Store, spec: VectorsSpec, layers: list[int], groups: gq.Groups, pos: np.ndarray,
                 neg: np.ndarray, exp_unexp: bool) -> Uncertainty | None:
     """Bootstrap intervals and split-half reliability for the vectors ``means[pos] - means[neg]`` ([V, C])."""
@@ -274,14 +282,17 @@ def uncertainty(store: Store, spec: VectorsSpec, layers: list[int], groups: gq.G
                     for c in range(C):
                         norm_lo[i, c, j], norm_hi[i, c, j] = sx.percentile_ci(np.linalg.norm(reps[c], axis=1))
                     if exp_unexp:
-                        cos_lo[i, j], cos_hi[i, j] = sx.percentile_ci(vx.cosine(reps[0], reps[1]))
-                        sv = np.linalg.svd(np.stack([reps[0], reps[1]], axis=-1), compute_uv=False)  # [B, 2]
-                        sv_lo[i, j], sv_hi[i, j] = sx.percentile_ci(sv)
+                        cos_lo[i, j], cos_hi[i, j] = sx.percentile_ci(_cos(reps[0], reps[1]))
+                        # a replicate where a small group drew no weight is NaN: dropped, as the percentiles do
+                        ok = np.isfinite(reps[0]).all(axis=1) & np.isfinite(reps[1]).all(axis=1)
+                        if ok.any():
+                            sv = np.linalg.svd(np.stack([reps[0][ok], reps[1][ok]], axis=-1), compute_uv=False)
+                            sv_lo[i, j], sv_hi[i, j] = sx.percentile_ci(sv)  # [B', 2] -> [2], [2]
                 if spec.n_splits:
                     for c in range(C):
                         a = halves[0][:, at[int(pos[i, c])]] - halves[0][:, at[int(neg[i, c])]]
                         b = halves[1][:, at[int(pos[i, c])]] - halves[1][:, at[int(neg[i, c])]]
-                        r = vx.cosine(a, b)
+                        r = _cos(a, b)
                         half_r[i, c, j] = np.nanmean(r) if np.isfinite(r).any() else np.nan
             del boot, halves
     return Uncertainty(spec.n_boot, spec.n_splits, spec.seed, norm_lo, norm_hi, half_r,

@@ -71,7 +71,9 @@ ANALYSES = {
     "decompose": (run_decompose.run, lambda st: run_decompose.DecomposeSpec(record=False), None),
     "neurons": (run_neurons.run, lambda st: run_neurons.NeuronsSpec(record=False),
                 [("mlp_act", layer, "mean_response") for layer in range(KW["n_layers"])]),
-    "structure": (run_structure.run, lambda st: run_structure.StructureSpec(record=False, n_perm=200), None),
+    # the label-shuffle null streams the pooled arrays of the detail layer
+    "structure": (run_structure.run, lambda st: run_structure.StructureSpec(record=False, n_perm=200, n_shuffle=5),
+                  [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "crosslingual": (run_crosslingual.run, lambda st: run_crosslingual.CrosslingualSpec(record=False),
                      [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "top-examples neuron": (run_top_examples.run,

@@ -217,3 +217,16 @@ def test_uncertainty_is_recorded_in_vector_meta(fresh) -> None:
     assert meta["n_boot"] == 20 and meta["seed"] == 3 and len(meta["norm_ci"]) == 2 and len(meta["sv_ci"]) == 2
     assert meta["reliability"] == pytest.approx(float(res.uncertainty.reliability[0, 0, 0]))
     assert off.uncertainty is None and "norm_lo" not in off.table().columns
+
+
+def test_replicates_where_a_tiny_group_drew_nothing_are_dropped(planted) -> None:
+    path, _ = planted
+    one = "SELECT record_id FROM records WHERE response_id = 'en-q0-intrinsic-none-s0'"
+    rest = "SELECT record_id FROM records WHERE response_id LIKE 'en-q1-intrinsic%'"
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec(record=False, n_boot=40, n_splits=6, layers=(1,), min_count=1,
+                                  contrast=f"sql:{one};{rest}"))
+    u = res.uncertainty
+    # one positive response: ~37% of replicates give it no weight (NaN, dropped), the rest still give an interval
+    assert np.isfinite(u.norm_lo).all() and u.norm_lo[0, 0, 0] <= u.norm_hi[0, 0, 0]
+    assert np.isnan(u.half_r).all()  # a half without the positive response has no vector: no reliability

@@ -154,7 +154,8 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
 @click.option("--permutations", "--n-perm", "n_perm", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Permutations for the p-values (circle fit, Mantel, partial Mantel) and random-direction draws.")
 @click.option("--shuffles", "n_shuffle", default=20, show_default=True, type=click.IntRange(min=0),
-              help="Vector sets rebuilt with labels shuffled within value, for that null (0: skip; one pass each).")
+              help="Vector sets rebuilt with labels shuffled within value, for that null "
+                   "(0: skip; all in one streamed pass at one layer).")
 @seed_opt
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: values on the first two components, circle drawn.")
 @no_record

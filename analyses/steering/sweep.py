@@ -298,7 +298,10 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
     texts = [have[gid] for _, _, gid in keys]
     verdicts: list[float | None]
     if name in es.SHARES_GENERATIONS:
-        metrics, verdicts = es.diversity_score(texts), [None] * len(texts)
+        from analyses.run_diversity import store_vocab_size
+
+        # EAD with the store's vocabulary size, as `actstore analyze diversity` uses
+        metrics, verdicts = es.diversity_score(texts, store_vocab_size(store)[0]), [None] * len(texts)
     else:
         metrics, verdicts = ev.score(items, texts, s.value)
     verdict_of = {gid: v for (_, _, gid), v in zip(keys, verdicts)}

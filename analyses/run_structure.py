@@ -291,11 +291,11 @@ SELECT a.value, b.value, coalesce(corr(a.x, b.x), 0), count(*) FROM l a JOIN l b
 
 
 def _random_null(n_values: int, d: int, n: int, seed: int) -> np.ndarray:
-    """Cosine matrices ``[n, V, V]`` of V random unit vectors in R^d (batched: never n x V x d at once)."""
+    """Cosine matrices ``[n, V, V]`` of V random unit vectors in R^d (16 draws at a time: never n x V x d)."""
     out = np.empty((n, n_values, n_values))
     rng = np.random.default_rng(seed + 17)
-    for s in range(0, n, 64):
-        k = min(64, n - s)
+    for s in range(0, n, 16):
+        k = min(16, n - s)
         x = rng.standard_normal((k, n_values, d))
         x /= np.linalg.norm(x, axis=-1, keepdims=True)
         out[s:s + k] = x @ np.swapaxes(x, 1, 2)

@@ -16,7 +16,6 @@ sizes (n_exp, n_unexp of each condition) and the split-half reliability of each 
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -175,8 +174,8 @@ def describe(res: DecomposeResult, layer: int | None = None) -> list[str]:
     j = len(res.layers) // 2 if layer is None else res.layers.index(layer)
     sv = res.parts.singular_values[0, :, j]
     share = sv[:, 0] ** 2 / np.maximum(sv[:, 0] ** 2 + sv[:, 1] ** 2, 1e-300)
-    out = [f"At layer {res.layers[j]} the shared axis carries {share.min():.0%}-{share.max():.0%} of the two "
-           f"vectors' energy (sv_shared^2 / (sv_shared^2 + sv_unique^2)) across {len(res.values)} values."]
+    out = [(f"At layer {res.layers[j]} the shared axis carries {share.min():.0%}-{share.max():.0%} of the two "
+            f"vectors' energy (sv_shared^2 / (sv_shared^2 + sv_unique^2)) across {len(res.values)} values.")]
     if res.sv_ci is not None and not np.isnan(res.sv_ci[0, :, j]).all():
         ci = res.sv_ci[0, :, j]
         apart = [v for i, v in enumerate(res.values) if ci[i, 0, 0] > ci[i, 1, 1]]

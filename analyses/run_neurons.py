@@ -206,10 +206,10 @@ def describe(res: NeuronsResult) -> list[str]:
     n = res.null
     jac = np.asarray(res.jaccard["jaccard"], dtype=float)
     above = int(np.sum(np.asarray(n["jaccard_p"], dtype=float) < 0.05))
-    out = [f"The intrinsic and prompted top sets overlap with Jaccard {jac.mean():.2f} on average (range "
-           f"{jac.min():.2f}-{jac.max():.2f}); random direction pairs at the same angle give "
-           f"{np.mean(n['jaccard_null']):.2f} on average; {above} of {len(jac)} (value, layer) overlaps are above "
-           f"their null at p < 0.05."]
+    out = [(f"The intrinsic and prompted top sets overlap with Jaccard {jac.mean():.2f} on average (range "
+            f"{jac.min():.2f}-{jac.max():.2f}); random direction pairs at the same angle give "
+            f"{np.mean(n['jaccard_null']):.2f} on average; {above} of {len(jac)} (value, layer) overlaps are above "
+            f"their null at p < 0.05.")]
     for cls in nr.CLASSES:
         p = np.asarray(n[f"{cls}_p"], dtype=float)
         out.append(f"{cls}: {int(np.sum(res.counts['count'][res.counts['class'] == cls]))} kept neurons in all "

@@ -262,7 +262,9 @@ def uncertainty(store: Store, spec: VectorsSpec, layers: list[int], groups: gq.G
     if spec.token_query is not None or (spec.n_boot == 0 and spec.n_splits == 0):
         return None
     V, C, L = pos.shape[0], pos.shape[1], len(layers)
-    nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
+    def nan(*shape: int) -> np.ndarray:
+        return np.full(shape, np.nan)
+
     norm_lo, norm_hi, half_r = nan(V, C, L), nan(V, C, L), nan(V, C, L)
     cos_lo, cos_hi, sv_lo, sv_hi = nan(V, L), nan(V, L), nan(V, L, 2), nan(V, L, 2)
     width = store.array_meta(spec.site, layers[0], spec.pool).width
@@ -427,7 +429,9 @@ def describe(res: VectorsResult, layer: int | None = None, unreliable: float = 0
     if res.cos_int_prompt is not None:
         parts = []
         for i, v in enumerate(res.values):
-            ci = f" [{u.cos_lo[i, j]:.2f}, {u.cos_hi[i, j]:.2f}]" if u is not None and u.cos_lo is not None else ""
+            ci = ""
+            if u is not None and u.cos_lo is not None and u.cos_hi is not None:
+                ci = f" [{u.cos_lo[i, j]:.2f}, {u.cos_hi[i, j]:.2f}]"
             parts.append(f"{v} {res.cos_int_prompt[i, j]:.2f}{ci} (n_exp/n_unexp {res.n_pos[i, 0]}/{res.n_neg[i, 0]} "
                          f"intrinsic, {res.n_pos[i, 1]}/{res.n_neg[i, 1]} prompted)")
         out.append(f"At layer {lay}, cos(intrinsic, prompted) per value"

@@ -97,7 +97,7 @@ def test_split_half_reliability_signal_vs_noise() -> None:
     x = rng.standard_normal((n, d)) + 2.0 * pos[:, None] * direction
     r, sb = sx.split_half(x, pos, n_splits=10, seed=0)
     assert sb > 0.8 and sb >= r
-    r0, sb0 = sx.split_half(rng.standard_normal((n, d)), pos, n_splits=10, seed=0)
+    r0, _ = sx.split_half(rng.standard_normal((n, d)), pos, n_splits=10, seed=0)
     assert abs(r0) < 0.2  # a vector of noise does not agree with itself
     few = np.zeros(n, bool)
     few[:3] = True

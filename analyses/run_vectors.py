@@ -439,10 +439,12 @@ def describe(res: VectorsResult, layer: int | None = None, unreliable: float = 0
                    + ": " + "; ".join(parts) + ".")
     if u is not None and u.n_splits:
         rel = u.reliability[:, :, j]
-        weak = [f"{res.values[i]}/{res.conditions[c]} ({rel[i, c]:.2f}, n_exp {res.n_pos[i, c]})"
+        weak = [f"{res.values[i]}/{res.conditions[c]} "
+                f"({'no half had both groups' if np.isnan(rel[i, c]) else f'{rel[i, c]:.2f}'}, "
+                f"n_exp/n_unexp {res.n_pos[i, c]}/{res.n_neg[i, c]})"
                 for i in range(rel.shape[0]) for c in range(rel.shape[1]) if not rel[i, c] >= unreliable]
-        out.append(f"Split-half reliability (Spearman-Brown, {u.n_splits} random halves) at layer {lay} ranges "
-                   f"{np.nanmin(rel):.2f}-{np.nanmax(rel):.2f}"
+        span = (f"from {np.nanmin(rel):.2f} to {np.nanmax(rel):.2f}" if np.isfinite(rel).any() else "undefined")
+        out.append(f"Split-half reliability (Spearman-Brown, {u.n_splits} random halves) at layer {lay} ranges {span}"
                    + (f"; below {unreliable} and so mostly noise: {', '.join(weak)}." if weak else
                       f"; every vector is above {unreliable}."))
     return out

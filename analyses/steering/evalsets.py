@@ -202,10 +202,11 @@ def expression_set(prompts: list[EvalItem], judge: str, samples: int) -> EvalSet
     return EvalSet("expression", tuple(prompts), score, samples, meta={"judge": judge})
 
 
-def diversity_score(texts: Sequence[str]) -> dict[str, float]:
-    from analyses.evals.diversity import diversity_report
+def diversity_score(texts: Sequence[str], vocab_size: int | None = None) -> dict[str, float]:
+    """Distinct-n, EAD-n (V = ``vocab_size``, the store's vocabulary when the sweep passes it) and TTR."""
+    from analyses.evals.diversity import DEFAULT_VOCAB_SIZE, diversity_report
 
-    d = diversity_report([t if t.strip() else "." for t in texts]).as_dict()
+    d = diversity_report([t if t.strip() else "." for t in texts], vocab_size=vocab_size or DEFAULT_VOCAB_SIZE).as_dict()
     return {k: v for k, v in d.items() if k not in ("n_responses", "n_tokens")}
 
 

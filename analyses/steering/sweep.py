@@ -315,7 +315,10 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
     texts = [have[gid] for _, _, gid in keys]
     verdicts: list[float | None]
     if name in es.SHARES_GENERATIONS:
-        metrics, verdicts = es.diversity_score(texts), [None] * len(texts)
+        from analyses.run_diversity import store_vocab_size
+
+        # EAD with the store's vocabulary size, as `actstore analyze diversity` uses
+        metrics, verdicts = es.diversity_score(texts, store_vocab_size(store)[0]), [None] * len(texts)
     else:
         metrics, verdicts = ev.score(items, texts, s.value)
     verdict_of = {gid: v for (_, _, gid), v in zip(keys, verdicts)}
@@ -325,10 +328,28 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
                 for item, k, gid in missing]
     metric_rows = [{"setting_id": s.setting_id, "sweep_id": sweep_id, "eval": name, "metric": m,
                     "value": None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v),
-                    "n": len(texts)} for m, v in sorted(metrics.items())]
+                    "n": len(texts), **rate_interval(m, v, len(texts))} for m, v in sorted(metrics.items())]
     with writable(store) as w:
         _record(w, gen_rows, metric_rows)
     return len(missing)
+
+
+#: Metrics that are a share of the n answers scored, so that a Wilson interval applies.
+RATES = ("expression", "any_value", "asr", "refusal_rate", "compliance", "accuracy", "follow_rate")
+
+
+def is_rate(metric: str) -> bool:
+    return metric in RATES or metric.startswith("expression.")
+
+
+def rate_interval(metric: str, value: float | None, n: int) -> dict[str, float | None]:
+    """``{"lo", "hi"}``: the 95% Wilson interval of a rate (None for other metrics or no value)."""
+    from analyses.stats import wilson_interval
+
+    if not is_rate(metric) or value is None or (isinstance(value, float) and np.isnan(value)) or n <= 0:
+        return {"lo": None, "hi": None}
+    lo, hi = wilson_interval(round(float(value) * n), n)
+    return {"lo": lo, "hi": hi}
 
 
 def _record(w: Store, gen_rows: list[dict[str, Any]], metric_rows: list[dict[str, Any]]) -> None:

@@ -45,7 +45,7 @@ runs = _t("runs", C("run_id", I, primary_key=True), C("kind", V), C("params", J)
           C("status", V), C("started_at", TS), C("finished_at", TS), C("message", V))
 prompts = _t("prompts", C("prompt_id", V, primary_key=True), C("query_id", V), C("condition", V),
              C("target_value", V), C("language", V), C("template_id", V), C("system_text", V),
-             C("user_text", V), C("chat_text", V), C("source", V))
+             C("user_text", V), C("chat_text", V), C("source", V), C("effective_system", V))
 responses = _t("responses", C("response_id", V, primary_key=True), C("prompt_id", V), C("sample_idx", I),
                C("text", V), C("gen_params", J), C("seed", B), C("source", V), C("run_id", I))
 labels = _t("labels", C("response_id", V, primary_key=True), C("value", V, primary_key=True),
@@ -97,7 +97,8 @@ steering_generations = _t("steering_generations", C("generation_id", V, primary_
                           C("sweep_id", V), C("eval", V), C("item_id", V), C("sample_idx", I), C("system_text", V),
                           C("user_text", V), C("text", V), C("verdict", D), C("created_at", TS))
 steering_metrics = _t("steering_metrics", C("setting_id", V, primary_key=True), C("sweep_id", V),
-                      C("eval", V, primary_key=True), C("metric", V, primary_key=True), C("value", D), C("n", I))
+                      C("eval", V, primary_key=True), C("metric", V, primary_key=True), C("value", D), C("n", I),
+                      C("lo", D), C("hi", D))  # since 0006
 
 # Judge evaluations (schema/0005_judges.sql)
 judge_evals = _t("judge_evals", C("eval_id", I, primary_key=True), C("value", V, primary_key=True), C("judge_id", V),

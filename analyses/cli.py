@@ -13,6 +13,7 @@ import click
 store_arg = click.argument("store", metavar="STORE")
 no_record = click.option("--no-record", is_flag=True, help="Compute and print only; write nothing to the store.")
 max_rows = click.option("--max-rows", default=60, show_default=True, help="Rows of the table to print.")
+seed_opt = click.option("--seed", default=0, show_default=True, help="Seed of the permutations, resamples and nulls.")
 
 
 def _open(path: str):
@@ -60,15 +61,21 @@ def analyze() -> None:
 @click.option("--value", "values", multiple=True, help="A value to extract (repeatable); default: all labelled.")
 @click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
+@click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap replicates over responses for the 95% intervals (0: none).")
+@click.option("--splits", "n_splits", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Random split-halves for each vector's reliability (0: none).")
+@seed_opt
 @no_record
 @max_rows
-def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, no_record, max_rows):
+def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, n_boot, n_splits, seed,
+            no_record, max_rows):
     """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`."""
     from analyses.run_vectors import VectorsSpec, run
 
     spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
                        language=language, values=tuple(values) or None, min_count=min_count,
-                       record=not no_record, plot=plot)
+                       n_boot=n_boot, n_splits=n_splits, seed=seed, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
     _show(res.table(), max_rows, res.run_id, res.plots)
@@ -96,14 +103,17 @@ def decompose(store, run_id, no_record, max_rows):
 @click.option("--layers", default="all", show_default=True)
 @click.option("--relative", is_flag=True, help="Score by cosine to the plane instead of projection norm.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: class counts per layer.")
+@click.option("--random", "n_random", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Random direction pairs (same norms and angle) per value and layer for the null (0: none).")
+@seed_opt
 @no_record
 @max_rows
-def neurons(store, run_id, top, max_angle, layers, relative, plot, no_record, max_rows):
+def neurons(store, run_id, top, max_angle, layers, relative, plot, n_random, seed, no_record, max_rows):
     """Value neurons from the stored down projections: scores, classes, overlap (-> neuron_scores)."""
     from analyses.run_neurons import NeuronsSpec, run
 
     spec = NeuronsSpec(run_id=run_id, top=top, max_angle=max_angle, layers=_layers(layers), relative=relative,
-                       record=not no_record, plot=plot)
+                       n_random=n_random, seed=seed, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
     if res.attribution:
@@ -141,28 +151,42 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
 @click.option("--run", "run_id", type=int, default=None, help="Run holding the vectors (default: the latest).")
 @click.option("--language", default=None)
 @click.option("--human", type=click.Path(), default=None, help="Value Portrait human_pvq21_scores.json (or its folder).")
-@click.option("--n-perm", default=1000, show_default=True, help="Permutations for the p-value.")
+@click.option("--permutations", "--n-perm", "n_perm", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Permutations for the p-values (circle fit, Mantel, partial Mantel) and random-direction draws.")
+@click.option("--shuffles", "n_shuffle", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Vector sets rebuilt with labels shuffled within value, for that null "
+                   "(0: skip; all in one streamed pass at one layer).")
+@seed_opt
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: values on the first two components, circle drawn.")
 @no_record
-def structure(store, component, condition, layer, run_id, language, human, n_perm, plot, no_record):
+def structure(store, component, condition, layer, run_id, language, human, n_perm, n_shuffle, seed, plot, no_record):
     """Cosine matrix, PCA + Procrustes circumplex fit (R^2, p), agreement with theory and humans."""
     import pandas as pd
 
     from analyses.run_structure import StructureSpec, run
 
     spec = StructureSpec(component=component, condition=condition, layer=layer, run_id=run_id, language=language,
-                         human=human, n_perm=n_perm, record=not no_record, plot=plot)
+                         human=human, n_perm=n_perm, n_shuffle=n_shuffle, seed=seed, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
     _show(res.table(), 200)
-    how = "best-fitting layer; p not corrected for the choice" if res.chosen else "chosen layer"
+    k = list(res.per_layer).index(res.layer)
+    pc = res.r2_p_corrected[res.layer] if res.r2_p_corrected else float("nan")
+    how = f"best-fitting layer; p corrected for that choice {pc:.4f}" if res.chosen else "chosen layer"
     click.echo(f"\nlayer {res.layer} ({how}): R^2 = {res.fit.r2:.3f}, permutation p = {res.fit.p_value:.4f}, "
                f"PC1+PC2 explain {res.fit.explained.sum():.1%}")
     click.echo("R^2 by group: " + ", ".join(f"{g} {r:.3f}" for g, r in res.fit.r2_by_group.items()))
-    click.echo(f"vs theoretical circumplex: Pearson {res.vs_theory.pearson:.3f}, Spearman {res.vs_theory.spearman:.3f}")
-    if res.vs_human is not None:
+    mt = res.mantel_theory
+    click.echo(f"vs theoretical circumplex: Pearson {res.vs_theory.pearson:.3f} (Mantel p {mt.p[k]:.4f}, "
+               f"corrected {mt.p_corrected[k]:.4f}), Spearman {res.vs_theory.spearman:.3f}")
+    if res.vs_human is not None and res.mantel_human is not None:
+        mh = res.mantel_human
         click.echo(f"vs human correlations ({res.n_participants} participants): Pearson {res.vs_human.pearson:.3f} "
-                   f"(p {res.vs_human.pearson_p:.2g}), Spearman {res.vs_human.spearman:.3f}")
+                   f"(Mantel p {mh.p[k]:.4f}, corrected {mh.p_corrected[k]:.4f}), Spearman {res.vs_human.spearman:.3f}")
+    click.echo(f"\nbaselines at layer {res.layer} (null rows: mean [95% range]; p: the model against that row):")
+    _show(res.baseline_table(), 20)
+    for sentence in res.sentences():
+        click.echo(sentence)
     click.echo("cosine matrix:")
     _show(pd.DataFrame(res.cosine, columns=[v[:6] for v in res.values]).assign(value=list(res.values)), 20,
           res.run_id, (res.plot,))
@@ -210,16 +234,24 @@ def logit_lens(store, vector_id, k, no_norm, no_record):
 @store_arg
 @click.option("--where", default=None, help="SQL condition on responses + prompts columns.")
 @click.option("--by", default="condition", show_default=True, help="Column or SQL expression to group by; 'all' for one group.")
-@click.option("--vocab-size", default=50_000, show_default=True, help="V of EAD.")
+@click.option("--vocab-size", default=None, type=int, help="V of EAD (default: the store's model vocabulary).")
+@click.option("--repeats", "n_rep", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Equal-size subsamples per group (0: raw numbers only).")
+@seed_opt
 @no_record
 @max_rows
-def diversity(store, where, by, vocab_size, no_record, max_rows):
-    """Distinct-1/2, EAD-1/2 and type-token ratio of responses chosen by SQL."""
+def diversity(store, where, by, vocab_size, n_rep, seed, no_record, max_rows):
+    """Distinct-1/2, EAD-1/2 and type-token ratio of responses chosen by SQL, also at equal size."""
     from analyses.run_diversity import DiversitySpec, run
 
     with _open(store) as st:
-        res = run(st, DiversitySpec(where=where, by=by, vocab_size=vocab_size, record=not no_record))
-    _show(res.table(), max_rows, res.run_id)
+        res = run(st, DiversitySpec(where=where, by=by, vocab_size=vocab_size, n_rep=n_rep, seed=seed,
+                                    record=not no_record))
+    _show(res.table(), max_rows)
+    for sentence in res.sentences():
+        click.echo(sentence)
+    if res.run_id is not None:
+        click.echo(f"recorded as run {res.run_id}")
 
 
 @analyze.command()

@@ -22,11 +22,13 @@ import numpy as np
 #: "small" is the end-to-end test's version.
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"max_queries": None, "samples": 2, "intrinsic_samples": 16, "max_new_tokens": 40,
-             "min_count": 5, "steer_prompts": 12, "n_perm": 1000},
+             "min_count": 5, "steer_prompts": 12, "n_perm": 1000,
+             "n_boot": 200, "n_shuffle": 20},
     # The model follows a value prompt ~93% of the time, so R_unexp within the prompted condition is
     # rare: 3 samples per (question, value) leave each value a few unexpressed prompted answers.
     "small": {"max_queries": 6, "samples": 3, "intrinsic_samples": 12, "max_new_tokens": 32,
-              "min_count": 1, "steer_prompts": 3, "n_perm": 100},
+              "min_count": 1, "steer_prompts": 3, "n_perm": 100,
+              "n_boot": 40, "n_shuffle": 5},
 }
 
 
@@ -158,11 +160,15 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
         echo(f"\n(values with at least {cfg['min_count']} expressed and unexpressed responses in both "
              f"conditions: {len(values)} of 10; the others are left out)")
     vec = run_vectors.run(store, run_vectors.VectorsSpec(min_count=cfg["min_count"], values=values,
-                                                         plot=str(out / "vectors.png")))
+                                                         n_boot=cfg["n_boot"], plot=str(out / "vectors.png")))
     rep.plots += [Path(p) for p in vec.plots if p]
     vt = vec.table()
     rep.add("Value vectors: cosine(intrinsic, prompted) by value (rows) and layer (columns)",
             _pivot(vt[vt.condition == "intrinsic"], "cos_int_prompt"), echo)
+    findings: list[str] = run_vectors.describe(vec)
+    if "reliability" in vt.columns:
+        rep.add("Value vectors: split-half reliability (Spearman-Brown) by value and layer, intrinsic",
+                _pivot(vt[vt.condition == "intrinsic"], "reliability"), echo)
     dec = run_decompose.run(store, run_decompose.DecomposeSpec(run_id=vec.run_id))
     dt = dec.table()
     rep.add("Shared and unique parts: share of the two vectors' energy on the shared axis "
@@ -170,17 +176,26 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
             _pivot(dt.assign(shared_share=dt.sv_shared ** 2 / (dt.sv_shared ** 2 + dt.sv_unique ** 2)), "shared_share"),
             echo)
     rep.numbers["mean_delta_share"] = np.asarray(dec.delta_share, dtype=float).round(4).tolist()
+    findings += run_decompose.describe(dec)
     neu = run_neurons.run(store, run_neurons.NeuronsSpec(run_id=vec.run_id, top="2%", plot=str(out / "neurons.png")))
     if neu.plot:
         rep.plots.append(Path(neu.plot))
-    rep.add("Value neurons: class counts and intrinsic/prompted overlap", neu.table(), echo)
+    rep.add("Value neurons: class counts and intrinsic/prompted overlap (_null: mean of random direction pairs "
+            "at the same angle; _p: the share of them at least as high)", neu.table(), echo)
+    findings += run_neurons.describe(neu)
     st = run_structure.run(store, run_structure.StructureSpec(run_id=dec.run_id, n_perm=cfg["n_perm"],
+                                                              n_shuffle=cfg["n_shuffle"],
                                                               human=_value_portrait(),
                                                               plot=str(out / "circumplex.png")))
     if st.plot:
         rep.plots.append(Path(st.plot))
-    rep.add("Circumplex structure of the shared axes", st.table(), echo)
-    rep.numbers["circumplex"] = {"layer": st.layer, "r2": float(st.fit.r2), "p_value": float(st.fit.p_value)}
+    rep.add("Circumplex structure of the shared axes (p_corrected: against the best of all layers)", st.table(), echo)
+    rep.add(f"Structure at layer {st.layer} beside its baselines (null rows: mean [95% range]; p: the model "
+            "against that row)", st.baseline_table(), echo)
+    findings += st.sentences()
+    rep.numbers["circumplex"] = {"layer": st.layer, "r2": float(st.fit.r2), "p_value": float(st.fit.p_value),
+                                 "p_corrected": float(st.r2_p_corrected[st.layer]) if st.r2_p_corrected else None,
+                                 "baselines": st.baselines}
     cl_values = _values_with_data(store, 1, by_language=True)
     if cl_values:
         cl = run_crosslingual.run(store, run_crosslingual.CrosslingualSpec(min_count=1, values=cl_values))
@@ -192,8 +207,18 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
     if ids:
         ll = run_logit_lens.run(store, run_logit_lens.LogitLensSpec(vector_id=int(ids[0][0]), k=8))
         rep.add(f"Logit lens of {ll.name}", ll.table(), echo)
-    div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition", vocab_size=4096))
-    rep.add("Diversity of responses by condition", div.table(), echo)
+    div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition"))  # EAD's V: the store's vocabulary
+    rep.add("Diversity of responses by condition (_eq: at equal responses and tokens, _lo/_hi: range over "
+            "subsamples)", div.table(), echo)
+    findings += div.sentences()
+    rep.add("Findings, with their intervals and baselines", _wrap(findings), echo)
+    rep.numbers["findings"] = findings
+
+
+def _wrap(sentences: list[str], width: int = 110) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(x, width, subsequent_indent="  ") for x in sentences)
 
 
 def _values_with_data(store: Any, min_count: int, by_language: bool = False) -> tuple[str, ...]:
@@ -226,6 +251,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
     intrinsic direction on harmful requests (the study's jailbreak finding)."""
     import actstore
     from analyses.steering.generate import GenConfig
+    from analyses.steering.report import describe as describe_rates
     from analyses.steering.report import report as steering_report
     from analyses.steering.spec import SweepSpec
     from analyses.steering.sweep import run_sweep
@@ -260,6 +286,9 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             st.refresh()
             sr = steering_report(st, res.sweep_id, plot_path=out / png)
             rep.add(title, sr.table, echo)
+            rates = [m for m in ("expression", "asr") if m in set(sr.metrics.metric)]
+            if rates:
+                rep.add(title + ": in words", _wrap([x for m in rates for x in describe_rates(sr.metrics, m)]), echo)
             if "expression" in spec.evals:
                 base = st.sql("SELECT replace(m.metric, 'expression.', '') AS value, m.value AS unsteered "
                               "FROM steering_metrics m JOIN steering_settings s USING (setting_id) "
@@ -292,6 +321,11 @@ What to try next:
               help="full: the study (a few minutes); small: a quick pass.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
-def demo(out: str, size: str, quiet: bool, model: str | None) -> None:
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch.  [default: the usable cores, at most 8; or OMP_NUM_THREADS]")
+def demo(out: str, size: str, quiet: bool, model: str | None, threads: int | None) -> None:
     """Run the whole study offline on the project's own value-world model; results in DIR."""
+    from ingest.threads import configure
+
+    configure(threads)  # every stage below keeps it (ingest.threads: None = this process's choice)
     run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)

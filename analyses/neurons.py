@@ -258,3 +258,42 @@ def jaccard_rows(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, values:
     j = [int_prompt_jaccard(w, v_int[i], v_prompt[i], top_frac) for i in range(len(values))]
     return {"value": np.array(list(values), dtype=object), "layer": np.full(len(values), layer, dtype=np.int64),
             "jaccard": np.array(j, dtype=np.float64)}
+
+
+def random_plane_null(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, n: int = 100, seed: int = 0, *,
+                      top_frac: float = DEFAULT_TOP_FRAC, max_angle: float = DEFAULT_MAX_ANGLE,
+                      relative: bool = False) -> dict[str, np.ndarray]:
+    """What random directions in the same geometry give: the null of the overlap figures.
+
+    ``n`` random pairs with the norms of v_int and v_prompt and the angle between them (a random
+    plane, :func:`analyses.stats.random_pairs_like`), each scored as the real pair is. Returns
+    ``jaccard [n]`` (top set of one direction vs the other, as :func:`int_prompt_jaccard`) and
+    ``counts [n, 4]`` (kept neurons per class, :data:`CLASSES` then unclassified, as
+    :func:`score_neurons`). A real pair's overlap or class count above the range of these is more
+    than the geometry of the pair and the spread of the columns explain.
+    """
+    from analyses.stats import random_pairs_like
+
+    w = _check_w(w, np.asarray(v_int).shape[-1])
+    a, b = random_pairs_like(v_int, v_prompt, n, seed)
+    k = n_keep(w.shape[1], top_frac)
+    wt = np.asarray(w).T
+    # Jaccard of the two single-direction top sets, all pairs in one product
+    proj = np.abs(wt @ unit(np.concatenate([a, b])).T.astype(w.dtype, copy=False)).astype(np.float64)  # [m, 2n]
+    tops = np.argsort(-proj, axis=0, kind="stable")[:k]
+    jac = np.array([jaccard(tops[:, i], tops[:, n + i]) for i in range(n)])
+    # class counts of the plane's top set
+    shared, unique, sv = shared_unique_axes(a, b)  # [n, d] each
+    coords = (wt @ np.concatenate([shared, unique]).T.astype(w.dtype, copy=False)).astype(np.float64)  # [m, 2n]
+    norms = column_norms(w) if relative else None
+    counts = np.zeros((n, len(CLASSES) + 1), dtype=np.int64)
+    for i in range(n):
+        c = np.stack([coords[:, i], coords[:, n + i]], axis=1)
+        if sv[i, 1] <= 1e-10 * sv[i, 0]:
+            c[:, 1] = 0.0
+        score = np.linalg.norm(c, axis=1)
+        if norms is not None:
+            score = np.divide(score, norms, out=np.zeros_like(score), where=norms > 0)
+        names, _ = classify(c[ranking(score)[:k]], max_angle)
+        counts[i] = [int(np.sum(names == cls)) for cls in CLASSES + (UNCLASSIFIED,)]
+    return {"jaccard": jac, "counts": counts}

@@ -7,6 +7,12 @@ pooled ``mlp_act`` arrays of the vectors' pool, the activation-weighted attribut
 the two conditions (each condition's contrast weighs the same, as the vectors do). Rows go to
 ``neuron_scores`` with the run's id; the overlap statistics (class counts, Jaccard of the
 intrinsic and prompted top sets) go into the run's summary and the result.
+
+Each overlap figure comes with what random directions give (``n_random`` random pairs with the
+same norms and the same angle between them, per value and layer, scored the same way:
+:func:`analyses.neurons.random_plane_null`): the null's mean and 95% range and the real pair's
+p-value (share of random pairs with as large a figure). A Jaccard of 0.4 means little if random
+pairs at the same angle give 0.35.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from actstore.errors import InputError
 from actstore.store import Store
 from analyses import groups as gq
 from analyses import neurons as nr
+from analyses import stats as sx
 from analyses import vectors as vx
 from analyses.recording import Recorder, latest_run, load_vectors, parse_frac, record, run_params
 from analyses.run_vectors import group_means_full
@@ -33,10 +40,14 @@ class NeuronsSpec:
     layers: tuple[int, ...] | None = None
     relative: bool = False
     attribution: bool = True
+    n_random: int = 100  # random-direction pairs per value and layer for the null (0 = none)
+    seed: int = 0
     record: bool = True
     plot: str | None = None
 
     def __post_init__(self) -> None:
+        if int(self.n_random) < 0:
+            raise InputError(f"the number of random directions must be >= 0, got {self.n_random}")
         frac = parse_frac(self.top)
         nr.n_keep(1000, frac)  # validates the range
         object.__setattr__(self, "top", frac)
@@ -57,16 +68,22 @@ class NeuronsResult:
     attribution: bool
     run_id: int | None = None
     plot: Path | None = None
+    null: dict[str, np.ndarray] | None = None  # value, layer, <figure>_null / _lo / _hi / _p (random directions)
 
     def table(self):
-        """Kept neurons per class for each (layer, value), with the Jaccard of the top sets."""
+        """Kept neurons per class for each (layer, value), with the Jaccard of the top sets, each beside
+        the mean (and p) of random directions at the same angle."""
         import pandas as pd
 
         counts = pd.DataFrame({k: list(v) for k, v in self.counts.items()})
         wide = counts.pivot_table(index=["layer", "value"], columns="class", values="count", aggfunc="sum").reset_index()
         jac = pd.DataFrame({k: list(v) for k, v in self.jaccard.items()})
         out = wide.merge(jac, on=["layer", "value"])
-        cols = ["layer", "value", *nr.CLASSES, nr.UNCLASSIFIED, "jaccard"]
+        cols = ["layer", "value"]
+        for c in (*nr.CLASSES, nr.UNCLASSIFIED, "jaccard"):
+            cols += [c] + ([f"{c}_null", f"{c}_p"] if self.null is not None else [])
+        if self.null is not None:
+            out = out.merge(pd.DataFrame({k: list(v) for k, v in self.null.items()}), on=["layer", "value"])
         return out[[c for c in cols if c in out.columns]]
 
 
@@ -113,7 +130,7 @@ def run(store: Store, spec: NeuronsSpec) -> NeuronsResult:
             raise InputError(f"the store has no mlp_down weight for layer {layer}; stored: {', '.join(map(str, weighted)) or 'none'}")
     if not layers:
         raise InputError("no layer has both vectors and a stored mlp_down weight; ingest with the down projections stored")
-    parts, jac_parts, any_attr = [], [], False
+    parts, jac_parts, null_parts, any_attr = [], [], [], False
     for layer in layers:
         j = vlayers.index(layer)
         w = store.weight("mlp_down", layer)  # [d_model, d_mlp]: one layer in memory at a time
@@ -125,6 +142,8 @@ def run(store: Store, spec: NeuronsSpec) -> NeuronsResult:
                                   dtype=object)
         parts.append(rows)
         jac_parts.append(nr.jaccard_rows(w, v_int[:, j], v_prompt[:, j], values, layer, float(spec.top)))
+        if spec.n_random:
+            null_parts.append(_null_rows(w, v_int[:, j], v_prompt[:, j], values, layer, rows, jac_parts[-1], spec))
         del w
     rows = nr.concat_columns(parts)
     jac = nr.concat_columns(jac_parts)
@@ -135,13 +154,65 @@ def run(store: Store, spec: NeuronsSpec) -> NeuronsResult:
 
         lay, mat = nr.class_count_matrix(rows)
         plot = plot_class_counts(mat, lay.tolist(), spec.plot)
-    res = NeuronsResult(src, values, tuple(layers), rows, counts, jac, any_attr, plot=plot)
+    null = nr.concat_columns(null_parts) if null_parts else None
+    res = NeuronsResult(src, values, tuple(layers), rows, counts, jac, any_attr, plot=plot, null=null)
     if not spec.record:
         return res
     rec = Recorder(neuron_rows=rows)
     summary = {"source_run": src, "kept": len(rows["neuron"]),
                "jaccard": {f"{v}@{l}": float(x) for v, l, x in zip(jac["value"], jac["layer"], jac["jaccard"])}}
+    if null is not None:
+        summary["random_directions"] = {
+            "n": spec.n_random, "seed": spec.seed, "method": "random pairs with the same norms and angle",
+            "by": {f"{v}@{l}": {k: float(null[k][i]) for k in null if k not in ("value", "layer")}
+                   for i, (v, l) in enumerate(zip(null["value"], null["layer"]))}}
     run_params_ = {"source_run": src, "top": spec.top, "max_angle": spec.max_angle, "layers": list(layers),
-                   "relative": spec.relative, "attribution": any_attr}
+                   "relative": spec.relative, "attribution": any_attr, "n_random": spec.n_random, "seed": spec.seed}
     run_id, _ = record(store, "neurons", run_params_, rec, summary)
     return replace(res, run_id=run_id)
+
+
+def _null_rows(w: np.ndarray, v_int: np.ndarray, v_prompt: np.ndarray, values: tuple[str, ...], layer: int,
+               rows: dict[str, np.ndarray], jac: dict[str, np.ndarray], spec: NeuronsSpec) -> dict[str, np.ndarray]:
+    """Per value at one layer: each overlap figure's random-direction null (mean, 95% range) and p."""
+    figures = (*nr.CLASSES, nr.UNCLASSIFIED, "jaccard")
+    out: dict[str, list] = {"value": [], "layer": []}
+    for f in figures:
+        for suffix in ("_null", "_null_lo", "_null_hi", "_p"):
+            out[f + suffix] = []
+    for i, v in enumerate(values):
+        null = nr.random_plane_null(w, v_int[i], v_prompt[i], spec.n_random, spec.seed + 1000 * layer + i,
+                                    top_frac=float(spec.top), max_angle=spec.max_angle, relative=spec.relative)
+        sel = (rows["value"] == v) & (rows["layer"] == layer)
+        observed = [float(np.sum(rows["class"][sel] == c)) for c in (*nr.CLASSES, nr.UNCLASSIFIED)]
+        observed.append(float(jac["jaccard"][i]))
+        samples = [null["counts"][:, k] for k in range(len(nr.CLASSES) + 1)] + [null["jaccard"]]
+        out["value"].append(v)
+        out["layer"].append(layer)
+        for f, obs, smp in zip(figures, observed, samples):
+            s = sx.null_summary(smp, obs)
+            out[f + "_null"].append(s["null_mean"])
+            out[f + "_null_lo"].append(s["null_lo"])
+            out[f + "_null_hi"].append(s["null_hi"])
+            out[f + "_p"].append(s["p"])
+    return {k: np.array(v, dtype=object if k == "value" else np.float64 if k != "layer" else np.int64)
+            for k, v in out.items()}
+
+
+def describe(res: NeuronsResult) -> list[str]:
+    """The overlap figures in words, against random directions at the same angle."""
+    if res.null is None:
+        return ["No random-direction baseline was drawn (--random 0)."]
+    n = res.null
+    jac = np.asarray(res.jaccard["jaccard"], dtype=float)
+    above = int(np.sum(np.asarray(n["jaccard_p"], dtype=float) < 0.05))
+    out = [(f"The intrinsic and prompted top sets overlap with Jaccard {jac.mean():.2f} on average (range "
+            f"{jac.min():.2f}-{jac.max():.2f}); random direction pairs at the same angle give "
+            f"{np.mean(n['jaccard_null']):.2f} on average; {above} of {len(jac)} (value, layer) overlaps are above "
+            f"their null at p < 0.05.")]
+    for cls in nr.CLASSES:
+        p = np.asarray(n[f"{cls}_p"], dtype=float)
+        out.append(f"{cls}: {int(np.sum(res.counts['count'][res.counts['class'] == cls]))} kept neurons in all "
+                   f"vs {np.sum(n[f'{cls}_null']):.1f} expected from random planes; "
+                   f"{int(np.sum(p < 0.05))} of {len(p)} (value, layer) counts above the null at p < 0.05.")
+    return out

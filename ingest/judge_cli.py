@@ -52,7 +52,7 @@ def judge() -> None:
 @click.option("--save-head", default=None, type=click.Path(dir_okay=False),
               help="Fit an embedding head on all gold responses and save it (.npz) for --judge embed:HEAD.npz "
                    "(implies --method cv-head: the metrics are the cross-validated ones).")
-@click.option("--threads", type=int, default=None, help="torch threads.  [default: min(4, CPUs available)]")
+@click.option("--threads", type=int, default=None, help="torch threads.  [default: as ingest --threads]")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")

@@ -21,7 +21,6 @@ its labels are.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,14 +35,6 @@ from ingest.judges.stats import Metrics, best_threshold, crossfit_predictions, e
 from ingest.values import VALUE_SLUGS, parse_value
 
 CHUNK = 64  # responses per judge call
-
-
-def default_threads() -> int:
-    """A small default for commands that run a model: at most 4, never more than this process may use."""
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not on Linux
-        return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -298,12 +289,10 @@ def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Se
     from ingest.pipeline import make_judge
 
     spec = parse_judge(judge_spec)
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads {threads}; use 1 or more")
     if spec.kind in ("embed", "hf"):
-        import torch
+        from ingest.threads import configure
 
-        torch.set_num_threads(threads or default_threads())
+        configure(threads)  # None: the shared default (ingest.threads)
     if gold.startswith("labels:"):
         if store is None:
             raise InputError("gold labels:JUDGE_ID are read from a store; pass --store STORE")
@@ -339,5 +328,5 @@ def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Se
     return ev
 
 
-__all__ = ["GoldSet", "JudgeEval", "cv_head_eval", "default_threads", "evaluate_labels", "judge_all",
+__all__ = ["GoldSet", "JudgeEval", "cv_head_eval", "evaluate_labels", "judge_all",
            "record_eval", "recorded_threshold", "run_eval", "store_gold", "value_portrait_gold", "with_threshold"]

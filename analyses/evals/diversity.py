@@ -195,8 +195,10 @@ class DiversityCounter:
         counter.report()  # == diversity_report(texts) (semantic None)
     """
 
-    def __init__(self, vocab_size: int = DEFAULT_VOCAB_SIZE) -> None:
+    def __init__(self, vocab_size: int = DEFAULT_VOCAB_SIZE, max_tokens: int | None = None) -> None:
         self.vocab_size = vocab_size
+        #: Stop counting after this many tokens (the last response cut there): equal-size comparisons.
+        self.max_tokens = max_tokens
         self.n_responses = 0
         self.n_tokens = 0
         self._seen: tuple[set[tuple[str, ...]], set[tuple[str, ...]]] = (set(), set())
@@ -207,7 +209,15 @@ class DiversityCounter:
     def add(self, text: str) -> None:
         if not isinstance(text, str):
             raise InputError(f"responses must be strings, got {type(text).__name__}; pass the response texts")
-        tokens = tokenize(text)
+        self.add_tokens(tokenize(text))
+
+    def add_tokens(self, tokens: list[str]) -> None:
+        """Count one response given as its tokens (from :func:`analyses.evals._text.tokenize`)."""
+        if self.max_tokens is not None:
+            room = self.max_tokens - self.n_tokens
+            if room <= 0:
+                return
+            tokens = tokens[:room]
         self.n_responses += 1
         self.n_tokens += len(tokens)
         for n in (1, 2):
@@ -238,6 +248,45 @@ class DiversityCounter:
             semantic=semantic,
             vocab_size=self.vocab_size,
         )
+
+
+#: The lexical metrics an equal-size comparison reports (what changes with the amount of text).
+LEXICAL = ("distinct_1", "distinct_2", "ead_1", "ead_2", "type_token_ratio")
+
+
+def equal_size_reports(groups: dict[str, Sequence[str]], n_rep: int = 20, seed: int = 0,
+                       vocab_size: int = DEFAULT_VOCAB_SIZE, level: float = 0.95) -> dict[str, dict[str, object]]:
+    """Groups compared at one size: each group subsampled, ``n_rep`` times, to the smallest group's
+    number of responses, and counted up to one common number of tokens.
+
+    Distinct-n falls as text piles up, so a bigger or wordier group looks less diverse for that
+    alone; here every group gets the same number of responses (``n``) and of tokens (``tokens``,
+    90% of what the shortest-texted group's subsample is expected to hold, so that nearly every
+    subsample reaches it). Returns per group, per metric, ``(mean, lo, hi)`` over the repetitions
+    (:mod:`analyses.stats`; the range is the spread over subsamples), and ``n``, ``tokens``.
+    In memory; :mod:`analyses.run_diversity` does the same streaming from a store.
+    """
+    from analyses.stats import percentile_ci, subsample_indices
+
+    lists = {g: [tokenize(t) for t in _check_texts(texts)] for g, texts in groups.items()}
+    if not lists or min(len(v) for v in lists.values()) == 0:
+        raise InputError("every group needs at least one response to be compared at equal size")
+    n = min(len(v) for v in lists.values())
+    per_resp = min(sum(map(len, v)) / len(v) for v in lists.values())
+    cap = max(1, int(0.9 * per_resp * n))
+    out: dict[str, dict[str, object]] = {}
+    for k, (g, toks) in enumerate(lists.items()):
+        reps = []
+        for row in subsample_indices(len(toks), n, n_rep, seed + k):
+            c = DiversityCounter(vocab_size, max_tokens=cap)
+            for i in row:
+                c.add_tokens(toks[i])
+            reps.append([getattr(c.report(), m) for m in LEXICAL] + [c.n_tokens])
+        arr = np.array(reps, dtype=np.float64)
+        lo, hi = percentile_ci(arr, level)
+        out[g] = {"n": n, "tokens": float(arr[:, -1].mean()),
+                  **{m: (float(arr[:, j].mean()), float(lo[j]), float(hi[j])) for j, m in enumerate(LEXICAL)}}
+    return out
 
 
 def diversity_report(

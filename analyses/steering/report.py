@@ -4,6 +4,13 @@ Reads only the steering tables (no model). For the plot, a setting's y value is 
 over the values and layers of its vector kind; alpha 0 is the sweep's baseline, drawn as the common
 starting point of every line. Metrics that depend on the steered value (``expression``) use each
 setting's own value, so "intrinsic" means "the intrinsic vector of value s, scored on s".
+
+Every rate (a share of the n answers scored: expression, any_value, asr, refusal_rate, compliance,
+accuracy, follow_rate) carries its 95% Wilson interval, recorded with the metric (``lo``, ``hi``;
+computed here from ``value`` and ``n`` for sweeps recorded before those columns existed). The wide
+table shows each rate's interval and the number of answers behind each eval; in the plot a rate's
+point is pooled over the settings it stands for (answers expressing / answers scored) and drawn
+with the Wilson interval of that pooled count as an error bar.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import numpy as np
 
 from actstore.errors import InputError
 from actstore.store import Store
+from analyses.stats import wilson_interval
 from analyses.steering.sources import VECTOR_KINDS
+from analyses.steering.sweep import is_rate
 
 #: Metrics plotted by default, when the sweep recorded them.
 PLOTTED = ("expression", "any_value", "distinct_2", "ead_2", "accuracy", "asr", "compliance", "follow_rate",
@@ -40,9 +49,14 @@ def metrics_frame(store: Store, sweep_id: str | None = None):
     df = store.sql(
         "SELECT s.kind, s.vector_kind, s.value, s.layers, s.vector_id, s.neuron_set, "
         "CASE WHEN s.kind = 'baseline' THEN 0.0 ELSE s.alpha END AS alpha, s.alpha_mode, s.beta, s.neuron_mode, "
-        "m.eval, m.metric, m.value AS score, m.n, s.setting_id "
+        "m.eval, m.metric, m.value AS score, m.n, m.lo, m.hi, s.setting_id "
         "FROM steering_metrics m JOIN steering_settings s USING (setting_id) WHERE m.sweep_id = ? "
         "ORDER BY s.kind, s.vector_kind, s.value, s.layers, alpha, m.eval, m.metric", [sweep_id]).df()
+    # Sweeps recorded before the interval columns: the same Wilson interval from value and n.
+    missing = df.lo.isna() & df.score.notna() & df.metric.map(is_rate) & (df.n.fillna(0) > 0)
+    for i in df.index[missing]:
+        n = int(df.at[i, "n"])
+        df.at[i, "lo"], df.at[i, "hi"] = wilson_interval(round(float(df.at[i, "score"]) * n), n)
     return df
 
 
@@ -53,28 +67,74 @@ def _baseline_for(df, metric: str, value: str | None) -> float | None:
     return float(base.score.mean()) if len(base) and base.score.notna().any() else None
 
 
-def curves(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per vector kind: (alphas including 0, mean metric), the baseline at alpha 0."""
+def _pooled(rows) -> tuple[float, float, float, int]:
+    """Rows of one rate: (pooled rate, Wilson lo, hi, answers) over their answers."""
+    ok = rows[rows.score.notna() & (rows.n.fillna(0) > 0)]
+    n = int(ok.n.sum())
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    k = float((ok.score * ok.n).round().sum())
+    lo, hi = wilson_interval(k, n)
+    return k / n, lo, hi, n
+
+
+def curves_with_intervals(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per vector kind: (alphas including 0, metric, lo, hi), the baseline at alpha 0.
+
+    A rate is pooled over the settings at an alpha (their answers together) with the Wilson interval
+    of the pooled count; another metric is the plain mean over settings, with NaN bounds."""
     out = {}
+    rate = is_rate(metric)
     adds = df[(df.kind == "add") & (df.metric == metric)]
     for kind in sorted(set(adds.vector_kind.dropna()), key=lambda k: (VECTOR_KINDS + (k,)).index(k)):
         part = adds[adds.vector_kind == kind]
-        per_alpha = part.groupby("alpha").score.mean()
-        bases = [b for b in (_baseline_for(df, metric, v) for v in set(part.value)) if b is not None]
-        xs, ys = list(per_alpha.index), list(per_alpha.values)
-        if bases:
-            xs, ys = [0.0] + xs, [float(np.mean(bases))] + ys
-        order = np.argsort(xs)
-        out[kind] = (np.asarray(xs)[order], np.asarray(ys, dtype=float)[order])
+        pts = []
+        for alpha, rows in part.groupby("alpha"):
+            pts.append((float(alpha), *(_pooled(rows)[:3] if rate else (float(rows.score.mean()), np.nan, np.nan))))
+        base_rows = df[(df.kind == "baseline") & df.metric.isin(
+            [f"expression.{v}" for v in set(part.value)] if metric == "expression" else [metric])]
+        if len(base_rows) and base_rows.score.notna().any():
+            if rate:
+                pts.append((0.0, *_pooled(base_rows.drop_duplicates(["setting_id", "metric"]))[:3]))
+            else:
+                bases = [b for b in (_baseline_for(df, metric, v) for v in set(part.value)) if b is not None]
+                pts.append((0.0, float(np.mean(bases)), np.nan, np.nan))
+        pts.sort()
+        arr = np.array(pts, dtype=float).reshape(-1, 4)
+        out[kind] = (arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
     return out
 
 
+def curves(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per vector kind: (alphas including 0, metric), the baseline at alpha 0 (see :func:`curves_with_intervals`)."""
+    return {k: (x, y) for k, (x, y, _, _) in curves_with_intervals(df, metric).items()}
+
+
 def summary_table(df):
-    """Wide table: one row per setting, one column per metric (the ``expression.<value>`` columns left out)."""
+    """Wide table: one row per setting, one column per metric (the ``expression.<value>`` columns left out),
+    each rate followed by its 95% Wilson interval (``<rate>_lo``, ``<rate>_hi``), and ``n.<eval>``: the
+    answers behind that eval's numbers."""
     keep = df[~df.metric.str.startswith(("expression.", "raw.", "centered.", "follow."))]
     idx = ["kind", "vector_kind", "value", "layers", "alpha", "beta"]
     wide = keep.pivot_table(index=idx, columns="metric", values="score", aggfunc="mean", dropna=False)
-    return wide.dropna(how="all").reset_index()
+    wide = wide.dropna(how="all")
+    rates = [m for m in wide.columns if is_rate(m)]
+    if rates:
+        bounds = keep[keep.metric.isin(rates)].pivot_table(index=idx, columns="metric", values=["lo", "hi"],
+                                                           aggfunc="mean", dropna=False)
+        cols = []
+        for m in wide.columns:
+            cols.append(wide[m])
+            if m in rates:
+                for b in ("lo", "hi"):
+                    if (b, m) in bounds.columns:
+                        cols.append(bounds[(b, m)].reindex(wide.index).rename(f"{m}_{b}"))
+        import pandas as pd
+
+        wide = pd.concat(cols, axis=1)
+    ns = keep.pivot_table(index=idx, columns="eval", values="n", aggfunc="max", dropna=False)
+    ns.columns = [f"n.{e}" for e in ns.columns]
+    return wide.join(ns.reindex(wide.index)).reset_index()
 
 
 def safe_alphas(df, max_drop: float = 0.05):
@@ -112,10 +172,14 @@ def plot(df, path: str | Path, metrics: tuple[str, ...] | None = None) -> Path |
     FigureCanvasAgg(fig)
     for i, m in enumerate(ms):
         ax = fig.add_subplot(1, len(ms), i + 1)
-        for j, (kind, (x, y)) in enumerate(curves(df, m).items()):
-            ax.plot(x, y, marker="o", label=kind, color=f"C{j}")
+        for j, (kind, (x, y, lo, hi)) in enumerate(curves_with_intervals(df, m).items()):
+            if np.isfinite(lo).any():
+                err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+                ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", label=kind, color=f"C{j}", capsize=3)
+            else:
+                ax.plot(x, y, marker="o", label=kind, color=f"C{j}")
         ax.set_xlabel("alpha" + (f" ({df.alpha_mode.dropna().iloc[0]})" if df.alpha_mode.notna().any() else ""))
-        ax.set_title(m)
+        ax.set_title(m + (" (95% Wilson)" if is_rate(m) else ""))
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=8)
@@ -142,3 +206,15 @@ def report(store: Store, sweep_id: str | None = None, plot_path: str | Path | No
         raise InputError(f"sweep {sweep_id} has no metrics yet; run it (again) to finish it")
     png = plot(df, plot_path) if plot_path else None
     return SteeringReport(sweep_id, df, summary_table(df), png, safe_alphas(df))
+
+
+def describe(df, metric: str) -> list[str]:
+    """A rate in words, per vector kind: the unsteered baseline and each alpha, pooled, with 95%
+    Wilson intervals and the answers behind them."""
+    out = []
+    for kind, (x, y, lo, hi) in curves_with_intervals(df, metric).items():
+        rows = df[(df.kind == "add") & (df.metric == metric) & (df.vector_kind == kind)]
+        pts = "; ".join(f"alpha {a:g}: {v:.2f} [{l:.2f}, {h:.2f}]" for a, v, l, h in zip(x, y, lo, hi))
+        out.append(f"{metric} with {kind} vectors (95% Wilson intervals, {int(rows.n.max())} answers a setting; "
+                   f"alpha 0 is unsteered): {pts}.")
+    return out

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import InputError
-from actstore.store import Store
+from actstore.store import Store, check_writable
 from analyses.recording import writable
 from analyses.steering import evalsets as es
 from analyses.steering.sources import (
@@ -30,6 +30,8 @@ from analyses.steering.sources import (
     StoredVector,
     mean_neuron_activations,
     mean_resid_norm,
+    require_judge,
+    resolve_spec,
     select_neurons,
     select_vectors,
 )
@@ -95,6 +97,7 @@ def _now() -> datetime:
 
 def plan(store: Store, spec: SweepSpec) -> tuple[str, list[Setting]]:
     """Resolve the spec against the store: (sweep id, settings). Reads only; raises on bad input."""
+    spec = resolve_spec(store, spec)
     vectors = select_vectors(store, spec.vectors) if spec.vectors is not None else []
     nset = select_neurons(store, spec.neurons) if spec.neurons is not None else None
     sweep_id = spec.sweep_id(tuple(v.vector_id for v in vectors), nset.set_id if nset else None)
@@ -167,11 +170,13 @@ def interventions_for(setting: Setting, spec: SweepSpec) -> list[Any]:
 
 
 def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
+    spec = resolve_spec(store, spec)
+    require_judge(spec)
     out: dict[str, es.EvalSet] = {}
     for name in spec.evals:
         if name in ("expression", "diversity") and "expression" not in out:
-            prompts = es.load_prompts(spec.prompts, store, spec.limit, spec.language)
-            out["expression"] = es.expression_set(prompts, spec.judge, spec.samples)
+            prompts = es.load_prompts(spec.prompts or "builtin", store, spec.limit, spec.language)
+            out["expression"] = es.expression_set(prompts, spec.judge or "valueworld", spec.samples)
         elif name == "questionnaire":
             out[name] = es.questionnaire_set(spec.limit, spec.questionnaire)
         elif name == "mcq":
@@ -180,6 +185,8 @@ def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
             out[name] = es.jailbreak_set(spec.harmful, spec.limit, samples=spec.samples)
         elif name == "instructions":
             out[name] = es.instructions_set(spec.limit)
+    if spec.intrinsic_system == "empty":  # items with no system prompt get an explicit empty one
+        out = {k: es.with_empty_system(v) for k, v in out.items()}
     return out
 
 
@@ -211,10 +218,11 @@ def _frame(rows: list[dict[str, Any]]):
 
 
 def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: Any = None,
-              progress: Progress | None = None) -> SweepResult:
+              progress: Progress | None = None, threads: int | None = None) -> SweepResult:
     """Run (or finish) a sweep and record it. ``model``/``tokenizer``: an already loaded pair to use
     instead of loading ``spec.model`` (tests, notebooks)."""
     say = progress or (lambda msg: None)
+    spec = resolve_spec(store, spec)
     sweep_id, settings = plan(store, spec)
     evals = build_evals(store, spec)
     names = [n for n in spec.evals]
@@ -225,12 +233,21 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
         say(f"sweep {sweep_id}: all {len(todo)} (setting, eval) pairs already recorded; nothing to do")
         return SweepResult(sweep_id, None, tuple(settings), 0, len(todo), 0)
 
+    from ingest.threads import configure
+
+    configure(threads)  # results do not depend on it, so it is not part of the spec
     if model is None:
         from ingest.models import load_model
 
+        if store.read_only:  # recording needs the writer: a busy store is refused before the model loads
+            check_writable(store.root)
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)
+    from ingest.tokenize import warn_default_system
+
+    warn_default_system(tokenizer, sum(item.system is None for ev in evals.values() for item in ev.items),
+                        "steering prompts")
 
     with writable(store) as w:
         run_id = w.begin_run("steer", {"sweep_id": sweep_id, **spec.params()})
@@ -298,7 +315,10 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
     texts = [have[gid] for _, _, gid in keys]
     verdicts: list[float | None]
     if name in es.SHARES_GENERATIONS:
-        metrics, verdicts = es.diversity_score(texts), [None] * len(texts)
+        from analyses.run_diversity import store_vocab_size
+
+        # EAD with the store's vocabulary size, as `actstore analyze diversity` uses
+        metrics, verdicts = es.diversity_score(texts, store_vocab_size(store)[0]), [None] * len(texts)
     else:
         metrics, verdicts = ev.score(items, texts, s.value)
     verdict_of = {gid: v for (_, _, gid), v in zip(keys, verdicts)}
@@ -308,10 +328,28 @@ def _run_pair(store: Store, spec: SweepSpec, sweep_id: str, s: Setting, name: st
                 for item, k, gid in missing]
     metric_rows = [{"setting_id": s.setting_id, "sweep_id": sweep_id, "eval": name, "metric": m,
                     "value": None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v),
-                    "n": len(texts)} for m, v in sorted(metrics.items())]
+                    "n": len(texts), **rate_interval(m, v, len(texts))} for m, v in sorted(metrics.items())]
     with writable(store) as w:
         _record(w, gen_rows, metric_rows)
     return len(missing)
+
+
+#: Metrics that are a share of the n answers scored, so that a Wilson interval applies.
+RATES = ("expression", "any_value", "asr", "refusal_rate", "compliance", "accuracy", "follow_rate")
+
+
+def is_rate(metric: str) -> bool:
+    return metric in RATES or metric.startswith("expression.")
+
+
+def rate_interval(metric: str, value: float | None, n: int) -> dict[str, float | None]:
+    """``{"lo", "hi"}``: the 95% Wilson interval of a rate (None for other metrics or no value)."""
+    from analyses.stats import wilson_interval
+
+    if not is_rate(metric) or value is None or (isinstance(value, float) and np.isnan(value)) or n <= 0:
+        return {"lo": None, "hi": None}
+    lo, hi = wilson_interval(round(float(value) * n), n)
+    return {"lo": lo, "hi": hi}
 
 
 def _record(w: Store, gen_rows: list[dict[str, Any]], metric_rows: list[dict[str, Any]]) -> None:

@@ -118,26 +118,11 @@ class HFChatJudge:
     def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "auto", **kw: Any) -> HFChatJudge:
         """Load a judge by hub name, local directory or local ``.gguf`` file; ``kw`` as for the constructor."""
         try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from ingest.models import load_model
         except ImportError:
             raise ModelError("transformers is not installed; pip install 'actstore[models]'") from None
-        where, extra = name_or_path, {}
-        if name_or_path.endswith(".gguf"):  # a quantised file: transformers dequantises it (needs gguf)
-            from pathlib import Path
-
-            p = Path(name_or_path)
-            if not p.is_file():
-                raise ModelError(f"{p}: no such GGUF file; pass hf:PATH/TO/MODEL.gguf or a model directory")
-            where, extra = str(p.parent), {"gguf_file": p.name}
-            dtype = "float32" if dtype == "auto" else dtype
-        try:
-            tok = AutoTokenizer.from_pretrained(where, **extra)
-            model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
-            model.to(device)  # type: ignore[arg-type]  # in place; transformers annotates .to oddly
-            model.eval()
-        except (OSError, ValueError) as e:  # not found / offline / unknown architecture
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ModelError(f"cannot load judge model {name_or_path!r}: {first}; pass a local model directory") from None
+        # The one loader of the project: local directories, hub names offline, .gguf files, shortcuts.
+        model, tok = load_model(name_or_path, dtype=dtype, device=device)
         judge = cls(model, tok, **kw)
         if "judge_id" not in kw:
             judge.judge_id = judge.default_id(name_or_path)

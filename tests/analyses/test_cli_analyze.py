@@ -25,15 +25,15 @@ def commands(store, out) -> list[list[str]]:
     """Every command, in an order that works (decompose needs vectors, ...)."""
     s = str(store)
     return [
-        ["analyze", "vectors", s, "--plot", str(out / "vectors.png")],
+        ["analyze", "vectors", s, "--plot", str(out / "vectors.png"), "--bootstrap", "20", "--splits", "4", "--seed", "1"],
         ["analyze", "decompose", s],
-        ["analyze", "neurons", s, "--top", "1%", "--plot", str(out / "neurons.png")],
+        ["analyze", "neurons", s, "--top", "1%", "--plot", str(out / "neurons.png"), "--random", "10"],
         ["analyze", "top-examples", s, "--neuron", "1:7", "--k", "5"],
         ["analyze", "top-examples", s, "--vector", "1", "--k", "3", "--where", "role = 'user'"],
-        ["analyze", "structure", s, "--n-perm", "50", "--plot", str(out / "circle.png")],
+        ["analyze", "structure", s, "--permutations", "50", "--shuffles", "3", "--plot", str(out / "circle.png")],
         ["analyze", "crosslingual", s, "--layers", "1-2"],
         ["analyze", "logit-lens", s, "--vector", "1", "--k", "5"],
-        ["analyze", "diversity", s, "--by", "language"],
+        ["analyze", "diversity", s, "--by", "language", "--repeats", "3"],
     ]
 
 
@@ -116,3 +116,22 @@ def test_every_analyze_command_has_help() -> None:
     for name in analyze.list_commands(None):  # type: ignore[arg-type]
         res = runner.invoke(main, ["analyze", name, "--help"], obj={})
         assert res.exit_code == 0 and "Usage:" in res.output and len(res.output) > 200, name
+
+
+def test_statistics_options_reach_the_output(store) -> None:
+    s = str(store)
+    r = CliRunner().invoke(main, ["analyze", "vectors", s, "--layers", "1", "--bootstrap", "10", "--splits", "2"],
+                           obj={})
+    assert r.exit_code == 0, r.output
+    assert "norm_lo" in r.output and "reliability" in r.output
+    r = CliRunner().invoke(main, ["analyze", "vectors", s, "--no-record", "--layers", "1", "--bootstrap", "0",
+                                  "--splits", "0"], obj={})
+    assert r.exit_code == 0 and "norm_lo" not in r.output
+    r = CliRunner().invoke(main, ["analyze", "structure", s, "--no-record", "--component", "diff_means",
+                                  "--permutations", "30", "--shuffles", "2", "--seed", "3"], obj={})
+    assert r.exit_code == 0, r.output
+    assert "random directions" in r.output and "corrected" in r.output and "p_corrected" in r.output
+    r = CliRunner().invoke(main, ["analyze", "diversity", s, "--no-record", "--repeats", "2"], obj={})
+    assert r.exit_code == 0 and "distinct_2_eq" in r.output and "At equal size" in r.output
+    r = CliRunner().invoke(main, ["analyze", "vectors", s, "--bootstrap", "-1"], obj={})
+    assert r.exit_code == 2

@@ -23,6 +23,11 @@ def test_small_demo_runs_the_study_end_to_end(tmp_path):
         assert title in out, f"the demo printed no {title!r} section"
     assert rep.plots and all(Path(p).exists() and Path(p).stat().st_size > 1000 for p in rep.plots)
     assert "What to try next" in out
+    # findings stated in words with their intervals and baselines (issue 14)
+    assert "Findings, with their intervals and baselines" in out
+    for phrase in ("bootstrap intervals", "Split-half reliability", "Mantel p", "random directions",
+                   "labels shuffled within value", "At equal size", "Wilson"):
+        assert phrase in out, f"the demo states no {phrase!r}"
     with actstore.open(rep.store) as st:
         assert verify(st).ok
         kinds = {r[0] for r in st.sql("SELECT DISTINCT component FROM vectors").fetchall()}

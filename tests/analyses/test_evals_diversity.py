@@ -129,3 +129,23 @@ def test_report_collects_everything() -> None:
     assert set(flat) >= {"distinct_1", "distinct_2", "ead_1", "ead_2", "type_token_ratio", "semantic"}
     assert all(isinstance(v, float) for v in flat.values())
     assert "semantic" not in diversity_report(texts).as_dict()
+
+
+def test_equal_size_removes_the_size_effect_and_keeps_a_real_difference() -> None:
+    from analyses.evals.diversity import distinct_n, equal_size_reports
+
+    rng = np.random.default_rng(0)
+
+    def texts(n: int, words: int, length: int) -> list[str]:
+        return [" ".join(f"w{x}" for x in rng.integers(0, words, length)) for _ in range(n)]
+
+    small, big = texts(20, 40, 8), texts(300, 40, 16)  # one generator: same diversity per token
+    assert distinct_n(small, 2) - distinct_n(big, 2) > 0.15  # raw numbers favour the small, short group
+    eq = equal_size_reports({"small": small, "big": big}, n_rep=15, seed=1)
+    assert eq["small"]["n"] == eq["big"]["n"] == 20
+    assert abs(eq["small"]["tokens"] - eq["big"]["tokens"]) < 1
+    s, b = eq["small"]["distinct_2"], eq["big"]["distinct_2"]
+    assert abs(s[0] - b[0]) < 0.03 and b[1] <= s[0] + 0.03  # null: no difference at equal size
+    narrow = texts(300, 12, 16)  # planted: a smaller vocabulary is less diverse at any size
+    eq = equal_size_reports({"wide": big, "narrow": narrow}, n_rep=15, seed=1)
+    assert eq["narrow"]["distinct_1"][2] < eq["wide"]["distinct_1"][1]  # ranges apart

@@ -49,7 +49,10 @@ KW = {"d": 256, "n_layers": 2, "d_mlp": 1000, "int_samples": 1, "chunk_rows": 64
 SMALL, LARGE = 16, 128  # queries per language: 8x the records
 
 #: Measured here, peak MB at 1x -> 8x: vectors 0.95 -> 1.14, decompose 0.42 -> 0.42, neurons
-#: 4.11 -> 4.33, structure 0.12 -> 0.12, crosslingual 1.37 -> 1.59, top-examples neuron
+#: 4.11 -> 4.33, structure 0.12 -> 0.12 (with the issue-14 statistics: vectors with 20 bootstrap
+#: replicates and 4 split-halves 1.02 -> 1.12, neurons with 100 random direction pairs 7.69 -> 7.69,
+#: structure with the label-shuffle pass 1.61 -> 1.61, diversity by language with 5 equal-size
+#: repetitions 0.094 -> 0.098), crosslingual 1.37 -> 1.59, top-examples neuron
 #: 5.16 -> 5.16, top-examples vector (with where) 1.15 -> 1.38, logit-lens 0.11 -> 0.11, diversity
 #: 0.036 -> 0.037. The growth left (up to 1.20x) is the group index (vectors, crosslingual) and,
 #: for scattered rows (top-examples with where), how many chunk buffers the read-ahead thread holds
@@ -66,12 +69,14 @@ def _vector_id(st) -> int:
 
 # name: (run, spec from an open store, the per-record arrays it streams: (site, layer, pool) or None)
 ANALYSES = {
-    "vectors": (run_vectors.run, lambda st: run_vectors.VectorsSpec(record=False),
+    "vectors": (run_vectors.run, lambda st: run_vectors.VectorsSpec(record=False, n_boot=20, n_splits=4),
                 [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "decompose": (run_decompose.run, lambda st: run_decompose.DecomposeSpec(record=False), None),
     "neurons": (run_neurons.run, lambda st: run_neurons.NeuronsSpec(record=False),
                 [("mlp_act", layer, "mean_response") for layer in range(KW["n_layers"])]),
-    "structure": (run_structure.run, lambda st: run_structure.StructureSpec(record=False, n_perm=200), None),
+    # the label-shuffle null streams the pooled arrays of the detail layer
+    "structure": (run_structure.run, lambda st: run_structure.StructureSpec(record=False, n_perm=200, n_shuffle=5),
+                  [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "crosslingual": (run_crosslingual.run, lambda st: run_crosslingual.CrosslingualSpec(record=False),
                      [("resid_post", layer, "mean_response") for layer in range(KW["n_layers"])]),
     "top-examples neuron": (run_top_examples.run,
@@ -84,7 +89,11 @@ ANALYSES = {
                             [("resid_post", 1, "token")]),
     "logit-lens": (run_logit_lens.run, lambda st: run_logit_lens.LogitLensSpec(vector_id=_vector_id(st), record=False),
                    None),
-    "diversity": (run_diversity.run, lambda st: run_diversity.DiversitySpec(record=False), None),
+    # Grouped by language (two groups of one size), so that the equal-size subsamples are as large as the
+    # groups and their distinct n-grams saturate in the 1x store as the full groups' do (what diversity must
+    # keep, by design); grouped by condition, the subsample of the 1x store is 32 responses, 256 at 8x.
+    "diversity": (run_diversity.run, lambda st: run_diversity.DiversitySpec(record=False, by="language", n_rep=5),
+                  None),
 }
 
 
@@ -97,6 +106,8 @@ def stores():
 def small_units(monkeypatch):
     monkeypatch.setattr(run_top_examples, "ROW_BATCH", 512)
     monkeypatch.setattr(run_diversity, "FETCH_ROWS", 64)
+    monkeypatch.setattr(run_vectors, "BOOT_BYTES", 256 << 10)  # bootstrap sums: one value's groups a pass
+    monkeypatch.setattr(run_vectors, "ENTRY_BATCH", 512)  # (record, group) pairs per fetch
 
 
 def _peak(path, run, make_spec):
@@ -154,7 +165,7 @@ def test_streamed_diversity_equals_the_report_on_all_texts(stores, monkeypatch) 
         res = run_diversity.run(st, run_diversity.DiversitySpec(record=False))
         rows = st.sql(f"SELECT condition, text FROM ({run_diversity.BASE}) ORDER BY response_id").fetchall()
     for group in ("intrinsic", "prompted"):
-        ref = diversity_report([t for g, t in rows if g == group])
+        ref = diversity_report([t for g, t in rows if g == group], vocab_size=res.vocab_size)
         got = res.groups[group]
         assert (got.n_responses, got.n_tokens) == (ref.n_responses, ref.n_tokens)
         for key, value in ref.as_dict().items():

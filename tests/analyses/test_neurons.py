@@ -161,3 +161,27 @@ def test_orientation_does_not_change_attribution() -> None:
     assert by_neuron(plain) == pytest.approx(by_neuron(flipped))
     assert by_neuron(plain) == pytest.approx({0: 1.0, 1: 1.0})
     assert list(flipped["class"]) == ["shared", "shared"]
+
+
+def test_random_plane_null_matches_random_pairs_and_flags_a_planted_overlap() -> None:
+    from analyses import stats as sx
+    from analyses.neurons import int_prompt_jaccard, random_plane_null
+
+    rng = np.random.default_rng(0)
+    d, m = 32, 600
+    w = rng.standard_normal((d, m)) / np.sqrt(d)
+    # null case: the "vectors" are themselves a random pair, so their overlap is typical of the null
+    a, b = sx.random_pairs_like(rng.standard_normal(d), rng.standard_normal(d), 1, seed=99)
+    null = random_plane_null(w, a[0], b[0], n=60, seed=1, top_frac=0.02)
+    assert null["jaccard"].shape == (60,) and null["counts"].shape == (60, 4)
+    assert (null["counts"].sum(axis=1) == 12).all()
+    obs = int_prompt_jaccard(w, a[0], b[0], 0.02)
+    assert sx.null_summary(null["jaccard"], obs)["p"] > 0.05
+    # planted: columns of ordinary norm along the pair's bisector; both directions read them hardest,
+    # random planes do not (loud columns would be picked by any direction: that is what the null is for)
+    v1, v2 = rng.standard_normal(d), rng.standard_normal(d)
+    u = v1 / np.linalg.norm(v1) + v2 / np.linalg.norm(v2)
+    w[:, :12] = (u / np.linalg.norm(u))[:, None]
+    obs = int_prompt_jaccard(w, v1, v2, 0.02)
+    null = random_plane_null(w, v1, v2, n=60, seed=1, top_frac=0.02)
+    assert obs > null["jaccard"].max() and sx.null_summary(null["jaccard"], obs)["p"] < 0.05

@@ -49,3 +49,18 @@ def test_decompose_needs_a_vectors_run(tmp_path) -> None:
     with actstore.open(path) as st, pytest.raises(InputError, match="no run 9"):
         run(st, DecomposeSpec(run_id=9))
     assert storebuild.snapshot(path) == before
+
+
+def test_group_sizes_and_bootstrap_intervals_from_the_vectors_run(analysed) -> None:
+    import json
+
+    path, _ = analysed
+    with actstore.open(path) as st:
+        res = run(st, DecomposeSpec(run_id=1))
+        meta = json.loads(st.sql("SELECT meta FROM vectors WHERE run_id = ? AND component = 'shared' LIMIT 1",
+                                 [res.run_id]).fetchall()[0][0])
+    t = res.table()
+    assert (t.n_exp_int == 128).all() and (t.n_unexp_prompt == 32).all()
+    assert ((t.sv_shared_lo < t.sv_shared) & (t.sv_shared < t.sv_shared_hi)).mean() > 0.8
+    assert (t.sv_shared_lo > t.sv_unique_hi).all() and (t.rel_int > 0.8).all()
+    assert meta["n_exp_int"] == 128 and len(meta["sv_ci"]) == 2

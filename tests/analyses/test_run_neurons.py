@@ -64,3 +64,14 @@ def test_bad_neuron_options(tmp_path) -> None:
         NeuronsSpec(top="lots")
     with actstore.open(src) as st, pytest.raises(InputError, match="no vectors at layer 5"):
         run(st, NeuronsSpec(layers=(5,), record=False))
+
+
+def test_overlap_figures_beside_random_directions() -> None:
+    path, _ = storebuild.cached(analysed=True)
+    with actstore.open(path) as st:
+        res = run(st, NeuronsSpec(record=False, n_random=40, layers=(1,)))
+    t = res.table().set_index("value")
+    assert {"jaccard_null", "jaccard_p", "shared_null", "shared_p"} <= set(t.columns)
+    for v in storebuild.PLANTED_NEURON_VALUES:  # planted shared writers: overlap well above random planes
+        assert t.loc[v, "jaccard"] > t.loc[v, "jaccard_null"] and t.loc[v, "jaccard_p"] < 0.05
+    assert ((t.jaccard_null >= 0) & (t.jaccard_null < 0.3)).all()

@@ -11,6 +11,7 @@ import actstore
 from actstore.errors import InputError
 from analyses.run_structure import StructureSpec, run
 from analyses.structure import circular_order, same_cyclic_order
+from ingest.values import VALUE_SLUGS
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +54,48 @@ def test_diff_means_component_and_errors(store) -> None:
     with pytest.raises(InputError, match="bad --condition"):
         StructureSpec(condition="both")
     assert np.isfinite(res.cosine).all()
+
+
+def _survey(path, rng, values=VALUE_SLUGS, n=300) -> str:
+    import json
+
+    data = {f"p{i}": {"pvq": {v: float(x) for v, x in zip(values, rng.standard_normal(len(values)))}} for i in range(n)}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_mantel_baselines_and_layer_correction(store, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    with actstore.open(store) as st:
+        res = run(st, StructureSpec(n_perm=199, n_shuffle=10, record=False, human=_survey(tmp_path / "h.json", rng)))
+    t = res.table()
+    assert {"p_corrected", "r_theory", "p_theory_corr", "r_human", "p_human_corr"} <= set(t.columns)
+    assert (t.p_corrected >= t.p_value - 1e-12).all() and (t.p_theory_corr >= t.p_theory - 1e-12).all()
+    # the planted circle: significant against theory after the correction, far above every null
+    assert res.r2_p_corrected[res.layer] < 0.01 and res.mantel_theory.p_corrected.max() < 0.01
+    b = res.baselines
+    shuffled = next(v for k, v in b.items() if k.startswith("labels shuffled"))
+    random = next(v for k, v in b.items() if k.startswith("random directions"))
+    model_r = b[f"model (layer {res.layer})"]["theory"]["r"]
+    assert shuffled["theory"]["null_hi"] < model_r and random["theory"]["null_hi"] < model_r
+    assert abs(random["theory"]["null_mean"]) < 0.1 and abs(shuffled["theory"]["null_mean"]) < 0.4
+    # planted labels are independent (Hadamard columns): co-occurrence is zero, the model's part is all of it
+    np.testing.assert_allclose(res.cooc, np.eye(10), atol=1e-9)
+    assert b["model beyond co-occurrence (partial r)"]["theory"]["r"] == pytest.approx(model_r, abs=1e-6)
+    # null case: survey scores drawn independently, so the human matrix is noise; the best layer is
+    # not significant once its choice is corrected for
+    assert res.mantel_human.p_corrected.min() > 0.05
+    assert any("human" in s and "Mantel p" in s for s in res.sentences())
+    assert "random directions" in res.baseline_table().source.str.cat()
+
+
+def test_baselines_are_recorded_with_the_run(store, tmp_path) -> None:
+    import json
+
+    path = storebuild.copy_of(store, tmp_path / "s")
+    with actstore.open(path) as st:
+        res = run(st, StructureSpec(n_perm=50, n_shuffle=4, layer=1))
+        summary = json.loads(st.sql("SELECT message FROM runs WHERE run_id = ?", [res.run_id]).fetchall()[0][0])
+    assert not res.chosen and summary["mantel_theory"]["n_perm"] == 50
+    assert any(k.startswith("labels shuffled") for k in summary["baselines"])
+    assert len(summary["cooccurrence"]) == 10

@@ -122,14 +122,18 @@ def test_store_without_labels(tmp_path) -> None:
 def _peak(path) -> int:
     with actstore.open(path) as st:
         tracemalloc.start()
-        run(st, VectorsSpec(record=False))
+        # the bootstrap's replicate sums are bounded by BOOT_BYTES (set small below), not by the records
+        run(st, VectorsSpec(record=False, n_boot=20, n_splits=4))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return peak
 
 
-def test_memory_stays_flat_as_the_store_grows(tmp_path) -> None:
+def test_memory_stays_flat_as_the_store_grows(tmp_path, monkeypatch) -> None:
     """4x the records: the arrays grow 4x, the peak of a vectors run must not (one chunk at a time)."""
+    import analyses.run_vectors as rv
+
+    monkeypatch.setattr(rv, "BOOT_BYTES", 256 << 10)
     kw = {"d": 256, "n_layers": 4, "int_samples": 1, "tokens": False, "mlp": False, "chunk_rows": 64}
     small = tmp_path / "small"
     large = tmp_path / "large"
@@ -154,3 +158,75 @@ def test_two_judges_need_a_choice(fresh) -> None:
         flipped = run(st, VectorsSpec(record=False, judge="other", layers=(0,)))
     assert cosine(res.vectors[:, 0, 0], truth.v_int[:, 0]).min() >= 0.99
     np.testing.assert_allclose(flipped.vectors, -res.vectors, atol=1e-9)
+
+
+def test_bootstrap_replicates_equal_an_in_memory_weighted_mean(planted) -> None:
+    from analyses import groups as gq
+    from analyses import stats as sx
+    from analyses.run_vectors import replicate_means
+
+    path, _ = planted
+    groups = gq.exp_unexp(("benevolence", "power"))
+    gids = [0, 1, 3]
+    with actstore.open(path) as st:
+        boot, halves = replicate_means(st, "resid_post", 1, "mean_response", groups, gids, 7, 3, seed=5)
+        member = st.sql(f"SELECT \"row\", gid FROM ({groups.query})").fetchnumpy()
+        acts = st.read("resid_post", 1, pool="mean_response", dtype="float64")
+    for k, g in enumerate(gids):
+        rows = np.sort(member["row"][member["gid"] == g])
+        keys = rows * len(groups.keys) + g
+        w = sx.poisson_weights(5, keys, 7)
+        np.testing.assert_allclose(boot[:, k], (w @ acts[rows]) / w.sum(1, keepdims=True), rtol=1e-10)
+        h = sx.half_masks(5, keys, 3)
+        np.testing.assert_allclose(halves[1, :, k], ((~h) @ acts[rows]) / (~h).sum(1, keepdims=True), rtol=1e-10)
+
+
+def test_intervals_cover_the_planted_vectors_and_noise_is_unreliable(planted) -> None:
+    path, truth = planted
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec(record=False, n_boot=60, n_splits=8, layers=(1,)))
+        # English intrinsic responses with one label pattern (Hadamard row 0), split in two: they differ by noise only
+        same = "SELECT record_id FROM records WHERE response_id IN ({})"
+        ids = [", ".join(f"'en-q{q}-intrinsic-none-s0'" for q in qs) for qs in ((0, 8, 16, 24), (4, 12, 20, 28))]
+        null = run(st, VectorsSpec(record=False, n_boot=60, n_splits=8, layers=(1,), min_count=1,
+                                   contrast=f"sql:{same.format(ids[0])};{same.format(ids[1])}"))
+    u = res.uncertainty
+    # the planted v_int, v_prompt: their cosine lies inside nearly every bootstrap interval
+    true_cos = cosine(truth.v_int[:, 1], truth.v_prompt[:, 1])
+    inside = (u.cos_lo[:, 0] <= true_cos) & (true_cos <= u.cos_hi[:, 0])
+    assert inside.mean() >= 0.8
+    assert (u.norm_lo <= res.norms).mean() > 0.9 and (u.norm_lo < u.norm_hi).all()
+    assert (u.sv_lo[..., 0] > u.sv_hi[..., 1]).all()  # shared singular value clearly above the unique one
+    assert u.reliability.min() > 0.8
+    table = res.table()
+    assert {"n_pos", "n_neg", "norm_lo", "norm_hi", "cos_lo", "cos_hi", "reliability"} <= set(table.columns)
+    # no direction, so no reliability (and four responses a side: visibly noise)
+    assert (null.n_pos, null.n_neg) == ([[4]], [[4]])
+    assert abs(float(null.uncertainty.half_r[0, 0, 0])) < 0.3
+
+
+def test_uncertainty_is_recorded_in_vector_meta(fresh) -> None:
+    import json
+
+    path, _ = fresh
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec(n_boot=20, n_splits=4, layers=(0,), values=("power",), seed=3))
+        meta = json.loads(st.sql("SELECT meta FROM vectors WHERE run_id = ? AND condition = 'intrinsic'",
+                                 [res.run_id]).fetchall()[0][0])
+        off = run(st, VectorsSpec(record=False, n_boot=0, n_splits=0, layers=(0,), values=("power",)))
+    assert meta["n_boot"] == 20 and meta["seed"] == 3 and len(meta["norm_ci"]) == 2 and len(meta["sv_ci"]) == 2
+    assert meta["reliability"] == pytest.approx(float(res.uncertainty.reliability[0, 0, 0]))
+    assert off.uncertainty is None and "norm_lo" not in off.table().columns
+
+
+def test_replicates_where_a_tiny_group_drew_nothing_are_dropped(planted) -> None:
+    path, _ = planted
+    one = "SELECT record_id FROM records WHERE response_id = 'en-q0-intrinsic-none-s0'"
+    rest = "SELECT record_id FROM records WHERE response_id LIKE 'en-q1-intrinsic%'"
+    with actstore.open(path) as st:
+        res = run(st, VectorsSpec(record=False, n_boot=40, n_splits=6, layers=(1,), min_count=1,
+                                  contrast=f"sql:{one};{rest}"))
+    u = res.uncertainty
+    # one positive response: ~37% of replicates give it no weight (NaN, dropped), the rest still give an interval
+    assert np.isfinite(u.norm_lo).all() and u.norm_lo[0, 0, 0] <= u.norm_hi[0, 0, 0]
+    assert np.isnan(u.half_r).all()  # a half without the positive response has no vector: no reliability

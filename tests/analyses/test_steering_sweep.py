@@ -89,7 +89,7 @@ def store(built, tmp_path):
 
 
 def _spec(mdir, **kw):
-    base = {"model": str(mdir), "vectors": "layer = 1", "alphas": (0.0, 2.0), "prompts": "store",
+    base = {"model": str(mdir), "vectors": "layer = 1", "alphas": (0.0, 2.0), "prompts": "store", "judge": "valueworld",
             "evals": ("expression", "diversity"), "gen": GenConfig(max_new_tokens=4, batch_size=4)}
     return SweepSpec(**{**base, **kw})
 
@@ -171,6 +171,31 @@ def test_report_tables_and_plot(store, tmp_path):
     assert rep.plot is not None and rep.plot.stat().st_size > 1000
     assert set(rep.table.vector_kind.dropna()) == {"intrinsic", "shared"}
     assert {"expression", "distinct_2"} <= set(rep.table.columns)
+    # every rate has its Wilson interval recorded beside it, and the table shows it with n
+    assert {"expression_lo", "expression_hi", "n.expression"} <= set(rep.table.columns)
+    assert "distinct_2_lo" not in rep.table.columns
+    m = rep.metrics
+    rates = m[m.metric.str.startswith("expression")]
+    assert rates.lo.notna().all() and ((rates.lo <= rates.score) & (rates.score <= rates.hi)).all()
+    assert m[m.metric == "distinct_2"].lo.isna().all()
+
+
+def test_rate_intervals_pool_answers_and_fill_old_sweeps() -> None:
+    import pandas as pd
+
+    from analyses.stats import wilson_interval
+    from analyses.steering.report import curves_with_intervals
+    from analyses.steering.sweep import rate_interval
+
+    assert rate_interval("asr", 0.5, 10) == dict(zip(("lo", "hi"), wilson_interval(5, 10)))
+    assert rate_interval("distinct_2", 0.5, 10) == {"lo": None, "hi": None}
+    rows = [("baseline", None, None, 0.0, "asr", 0.2, 10, "b"),
+            ("add", "mean_delta", None, 1.0, "asr", 0.6, 10, "s1"), ("add", "mean_delta", None, 1.0, "asr", 0.8, 30, "s2")]
+    df = pd.DataFrame(rows, columns=["kind", "vector_kind", "value", "alpha", "metric", "score", "n", "setting_id"])
+    x, y, lo, hi = curves_with_intervals(df, "asr")["mean_delta"]
+    assert x.tolist() == [0.0, 1.0] and y[1] == pytest.approx((6 + 24) / 40)  # pooled over the answers
+    assert (lo[1], hi[1]) == pytest.approx(wilson_interval(30, 40))
+    assert (lo[0], hi[0]) == pytest.approx(wilson_interval(2, 10))
 
 
 def test_cli_runs_a_sweep_and_reports_it(store, tmp_path):
@@ -181,7 +206,8 @@ def test_cli_runs_a_sweep_and_reports_it(store, tmp_path):
     path, mdir = store
     r = CliRunner().invoke(main, ["steer", str(path), "--model", str(mdir), "--vectors", "1,2", "--alphas", "0,3",
                                   "--eval", "expression,diversity,mcq,jailbreak,instructions,questionnaire",
-                                  "--limit", "2", "--max-new-tokens", "3", "--prompts", "store"], obj={})
+                                  "--limit", "2", "--max-new-tokens", "3", "--prompts", "store", "--judge", "valueworld"],
+                             obj={})
     assert r.exit_code == 0, r.output
     assert "sweep sw-" in r.output
     png = tmp_path / "r.png"

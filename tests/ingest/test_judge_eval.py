@@ -136,7 +136,7 @@ def test_label_stores_abstentions_as_null_and_prints_the_rate(tmp_path: Path, mo
         st.insert("responses", {"response_id": ["a", "b"], "prompt_id": ["p", "p"], "sample_idx": [0, 1],
                                 "text": ["x", "y"]})
     monkeypatch.setattr(pipeline, "_make_judge", lambda config: _Abstainer())
-    r = _invoke("ingest", "label", str(store), "--value", "power,benevolence", "--quiet")
+    r = _invoke("ingest", "label", str(store), "--judge", "lexicon", "--value", "power,benevolence", "--quiet")
     assert r.exit_code == 0, r.output
     assert "abstentions: 2 of 4 labels (50.0%)" in r.output
     with actstore.open(store) as st:

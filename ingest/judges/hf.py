@@ -10,10 +10,12 @@ Two ways to read its verdict (``scoring``):
 - ``generate``: greedy decoding (a judge should give the same verdict twice) and the text parsed;
   an unreadable answer is an abstention (``expressed`` None).
 
-``prompt``: ``per-value`` asks one question per (response, value); ``all`` asks once per response
-which of the ten values (listed as letters A-J) the reply expresses most, and the score of a value is
-the probability of its letter (logprob only). Which agrees better with people is measured by
-``actstore judge eval`` (README, Judges).
+``prompt``: ``per-value`` asks one question per (response, value); ``all`` (the default with logprob)
+asks once per response which of the ten values (listed as letters A-J) the reply expresses most, and
+the score of a value is the probability of its letter. On SmolLM2-135M the all-ten prompt agreed
+better with Value Portrait's human tags on the responses measured, at a tenth of the forward passes
+(README, Judges); its scores sum to one over the values, so a response that expresses two values
+shares the mass between them.
 
 Batched with left padding, so that every row's last position is its own prompt's end. torch and
 transformers are imported only here.
@@ -83,8 +85,11 @@ class HFChatJudge:
         threshold: float | None = None,
         judge_id: str | None = None,
         scoring: str = "logprob",
-        prompt: str = "per-value",
+        prompt: str | None = None,
     ) -> None:
+        # Default: the all-ten prompt when reading probabilities (it agreed better with people on the
+        # responses measured, at a tenth of the forward passes; README, Judges), else one per value.
+        prompt = prompt or ("all" if scoring == "logprob" else "per-value")
         if mode not in MODES:
             raise InputError(f"unknown judge mode {mode!r}; use one of {', '.join(MODES)}")
         if scoring not in SCORINGS or prompt not in PROMPTS:

@@ -66,7 +66,7 @@ def test_from_pretrained_local_dir_and_missing(tiny_model_dir: Any, tmp_path: An
     from actstore.errors import ModelError
 
     judge = HFChatJudge.from_pretrained(str(tiny_model_dir), dtype="float32", max_new_tokens=2)
-    assert judge.judge_id == f"hf:{tiny_model_dir}:yesno:logprob"
+    assert judge.judge_id == f"hf:{tiny_model_dir}:yesno:logprob-all"
     assert len(judge.judge(ITEMS[:1])) == 2
     with pytest.raises(ModelError, match="does not exist"):
         HFChatJudge.from_pretrained(str(tmp_path / "nothing-here"))
@@ -91,7 +91,7 @@ def _plain_next_probs(model: Any, tok: Any, text: str) -> Any:
 def test_logprob_scores_match_a_plain_forward_pass_and_never_abstain(model: Any, chat_tokenizer: Any, mode: str) -> None:
     from ingest.judges.hf import option_ids
 
-    batched = HFChatJudge(model, chat_tokenizer, mode=mode, batch_size=4)
+    batched = HFChatJudge(model, chat_tokenizer, mode=mode, batch_size=4, prompt="per-value")
     labels = batched.judge(ITEMS)
     assert all(lab.expressed is not None and lab.score is not None for lab in labels)
     ids = option_ids(chat_tokenizer, mode)
@@ -108,7 +108,7 @@ def test_logprob_scores_match_a_plain_forward_pass_and_never_abstain(model: Any,
 def test_logprob_all_values_prompt_gives_a_distribution(model: Any, chat_tokenizer: Any) -> None:
     from ingest.values import VALUE_SLUGS
 
-    judge = HFChatJudge(model, chat_tokenizer, prompt="all", batch_size=2)
+    judge = HFChatJudge(model, chat_tokenizer, batch_size=2)  # the default prompt with logprob
     items = [JudgeItem(it.response_id, it.query, it.response, VALUE_SLUGS) for it in ITEMS]
     labels = judge.judge(items)
     assert len(labels) == 30 and judge.judge_id.endswith(":yesno:logprob-all")

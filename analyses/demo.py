@@ -232,6 +232,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
 
     gen = GenConfig(max_new_tokens=40, temperature=1.0, batch_size=64)
     with actstore.open(store_path) as st:
+        assert st.model is not None  # the demo's own ingest just set it
         n_layers = st.model.n_layers
         layer = n_layers // 2
         latest = "(SELECT max(run_id) FROM vectors WHERE component = 'diff_means')"

@@ -88,8 +88,9 @@ def _open(path: str):
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
+    """Bytes in powers of 1024, named as such (what ``du -h`` and ``ls -lh`` print as K, M, G)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
@@ -108,7 +109,7 @@ def info(store: str, as_json: bool) -> None:
         click.echo(json.dumps(s, indent=2, default=str))
         return
     m = s["model"]
-    where = "remote: catalog + committed arrays" if s["remote"] else "on disk"
+    where = "remote: catalog + committed arrays" if s["remote"] else "on disk, as du counts it"
     segs = f", {s['segments']} segments" if s["segments"] > 1 else ""
     click.echo(f"store     {s['path']}  (format {s['format_version']}, {_human(s['disk_bytes'])} {where}{segs})")
     if m:
@@ -122,12 +123,31 @@ def info(store: str, as_json: bool) -> None:
             click.echo(f"  {a['what']:<28} layers {a['layers']:<12} width {a['width']:<6} {a['dtype']:<9} "
                        f"{a['codec']:<6} {_human(a['bytes'])}")
     if s["runs"]:
-        click.echo("runs")
+        shown = len(s["runs"])
+        more = (f" (the latest {shown} of {s['n_runs']}; all: actstore sql {store} \"SELECT * FROM runs\")"
+                if s["n_runs"] > shown else "")
+        click.echo("runs" + more)
         for r in s["runs"]:
             click.echo(f"  #{r['run_id']:<3} {r['kind']:<12} {r['status']:<8} {r['started_at']}")
 
 
-@main.command()
+class _QueryCommand(click.Command):
+    """A command whose text arguments may start with ``--``: SQL that opens with a ``-- comment``.
+
+    A token that starts with ``-`` and holds whitespace cannot be an option name, so it is moved past
+    the ``--`` separator and parsed as an argument; option typos still get click's usage error.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        cut = args.index("--") if "--" in args else len(args)
+        head, tail = args[:cut], args[cut + 1:]
+        texts = [a for a in head if a.startswith("-") and any(c.isspace() for c in a)]
+        if texts:
+            args = [a for a in head if a not in texts] + ["--", *texts, *tail]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_QueryCommand)
 @store_arg
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",

@@ -29,6 +29,12 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
     return tuple(parse_layers(text))  # range is checked against the store by the run
 
 
+def _names(given: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A repeatable option that also takes comma lists (as ingest's do): ('a,b', 'c') -> ('a', 'b', 'c')."""
+    out = tuple(p.strip() for g in given for p in g.split(",") if p.strip())
+    return out or None
+
+
 def _show(df, rows: int, run_id: int | None = None, plots: tuple = ()) -> None:
     import pandas as pd
 
@@ -57,7 +63,8 @@ def analyze() -> None:
               help="exp-unexp | prompted-intrinsic | sql:POS_QUERY;NEG_QUERY (queries return record ids).")
 @click.option("--judge", default=None, help="Use only this judge's labels.")
 @click.option("--language", default=None, help="Use only records in this language.")
-@click.option("--value", "values", multiple=True, help="A value to extract (repeatable); default: all labelled.")
+@click.option("--value", "values", multiple=True,
+              help="Values to extract (repeat or comma-list); default: all labelled.")
 @click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
 @no_record
@@ -67,7 +74,7 @@ def vectors(store, site, layers, tokens, contrast, judge, language, values, min_
     from analyses.run_vectors import VectorsSpec, run
 
     spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
-                       language=language, values=tuple(values) or None, min_count=min_count,
+                       language=language, values=_names(values), min_count=min_count,
                        record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
@@ -174,18 +181,24 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
 @click.option("--layers", default="all", show_default=True)
 @click.option("--tokens", default="response_mean", show_default=True, help="response_mean | last_prompt.")
 @click.option("--judge", default=None)
-@click.option("--language", "languages", multiple=True, help="A language to compare (repeatable); default: all.")
-@click.option("--min-count", default=5, show_default=True)
+@click.option("--language", "languages", multiple=True, help="Languages to compare (repeat or comma-list); default: all.")
+@click.option("--value", "values", multiple=True,
+              help="Values to compare (repeat or comma-list); default: every value with --min-count responses "
+                   "in each group of each language.")
+@click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
 @no_record
 @max_rows
-def crosslingual(store, site, layers, tokens, judge, languages, min_count, no_record, max_rows):
+def crosslingual(store, site, layers, tokens, judge, languages, values, min_count, no_record, max_rows):
     """Vectors per language; cosine of the same value across languages; span share."""
     from analyses.run_crosslingual import CrosslingualSpec, run
 
     spec = CrosslingualSpec(site=site, layers=_layers(layers), tokens=tokens, judge=judge,
-                            languages=tuple(languages) or None, min_count=min_count, record=not no_record)
+                            languages=_names(languages), values=_names(values), min_count=min_count,
+                            record=not no_record)
     with _open(store) as st:
         res = run(st, spec)
+    if res.skipped:
+        click.echo(f"left out (a group with fewer than {min_count} responses): {', '.join(res.skipped)}")
     _show(res.table(), max_rows, res.run_id)
 
 
@@ -210,7 +223,8 @@ def logit_lens(store, vector_id, k, no_norm, no_record):
 @store_arg
 @click.option("--where", default=None, help="SQL condition on responses + prompts columns.")
 @click.option("--by", default="condition", show_default=True, help="Column or SQL expression to group by; 'all' for one group.")
-@click.option("--vocab-size", default=50_000, show_default=True, help="V of EAD.")
+@click.option("--vocab-size", type=int, default=None,
+              help="V of EAD.  [default: the store's model vocabulary size, else 50,000]")
 @no_record
 @max_rows
 def diversity(store, where, by, vocab_size, no_record, max_rows):

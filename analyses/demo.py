@@ -192,7 +192,7 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
     if ids:
         ll = run_logit_lens.run(store, run_logit_lens.LogitLensSpec(vector_id=int(ids[0][0]), k=8))
         rep.add(f"Logit lens of {ll.name}", ll.table(), echo)
-    div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition", vocab_size=4096))
+    div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition"))
     rep.add("Diversity of responses by condition", div.table(), echo)
 
 

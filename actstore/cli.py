@@ -73,7 +73,12 @@ def _unavailable(name: str, err: ImportError) -> click.Command:
 @click.version_option(package_name="actstore")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """actstore: run a model once, query its activations for weeks."""
+    """actstore: run a model once, query its activations for weeks.
+
+    \b
+    Example:
+      actstore demo demo-out --size small && actstore info demo-out/store
+    """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
@@ -100,7 +105,13 @@ def _human(n: float) -> str:
 @store_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(store: str, as_json: bool) -> None:
-    """Model, sizes, arrays, counts and runs of a store."""
+    """Model, sizes, arrays, counts and runs of a store.
+
+    \b
+    Example:
+      actstore info demo-out/store
+      actstore info demo-out/store --json
+    """
     from actstore.summary import summarize
 
     with _open(store) as st:
@@ -196,7 +207,12 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
 @store_arg
 @click.option("--quiet", is_flag=True, help="Print only problems.")
 def verify(store: str, quiet: bool) -> None:
-    """Check every chunk against its checksum and every catalog row against the arrays."""
+    """Check every chunk against its checksum and every catalog row against the arrays.
+
+    \b
+    Example:
+      actstore verify demo-out/store
+    """
     from actstore.errors import IntegrityError
     from actstore.verify import verify as run_verify
 

@@ -35,6 +35,19 @@ def _names(given: tuple[str, ...]) -> tuple[str, ...] | None:
     return out or None
 
 
+def _vector(st, text: str | None) -> int | None:
+    """``--vector``: a vector_id, or a vector's name (the latest vector of that name)."""
+    from actstore.errors import InputError
+
+    if text is None or text.strip().isdigit():
+        return None if text is None else int(text)
+    row = st.sql("SELECT max(vector_id) FROM vectors WHERE name = ?", [text.strip()]).fetchall()
+    if not row or row[0][0] is None:
+        raise InputError(f"no vector named {text!r}; list them with: actstore sql STORE "
+                         "\"SELECT vector_id, name FROM vectors ORDER BY vector_id\"")
+    return int(row[0][0])
+
+
 def _show(df, rows: int, run_id: int | None = None, plots: tuple = ()) -> None:
     import pandas as pd
 
@@ -50,7 +63,12 @@ def _show(df, rows: int, run_id: int | None = None, plots: tuple = ()) -> None:
 
 @click.group()
 def analyze() -> None:
-    """Analyses over a store: vectors, decomposition, neurons, structure, ... (no model needed)."""
+    """Analyses over a store: vectors, decomposition, neurons, structure, ... (no model needed).
+
+    \b
+    Example:
+      actstore analyze vectors demo-out/store --layers 1-2 --plot vectors.png
+    """
 
 
 @analyze.command()
@@ -65,12 +83,18 @@ def analyze() -> None:
 @click.option("--language", default=None, help="Use only records in this language.")
 @click.option("--value", "values", multiple=True,
               help="Values to extract (repeat or comma-list); default: all labelled.")
-@click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
+@click.option("--min-count", default=5, show_default=True,
+              help="Fewest responses a group may have (by default, values with a thinner group are left out).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
 @no_record
 @max_rows
 def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, no_record, max_rows):
-    """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`."""
+    """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`.
+
+    \b
+    Example:
+      actstore analyze vectors demo-out/store --layers 1-2 --value benevolence,security --plot vectors.png
+    """
     from analyses.run_vectors import VectorsSpec, run
 
     spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
@@ -78,6 +102,8 @@ def vectors(store, site, layers, tokens, contrast, judge, language, values, min_
                        record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
+    if res.skipped:
+        click.echo(f"left out (a group with fewer than {min_count} responses): {', '.join(res.skipped)}")
     _show(res.table(), max_rows, res.run_id, res.plots)
 
 
@@ -87,7 +113,12 @@ def vectors(store, site, layers, tokens, contrast, judge, language, values, min_
 @no_record
 @max_rows
 def decompose(store, run_id, no_record, max_rows):
-    """Shared / unique axes, Gram-Schmidt parts and the mean prompted-minus-intrinsic delta."""
+    """Shared / unique axes, Gram-Schmidt parts and the mean prompted-minus-intrinsic delta.
+
+    \b
+    Example:
+      actstore analyze decompose demo-out/store            # the latest vectors run; --run ID for another
+    """
     from analyses.run_decompose import DecomposeSpec, run
 
     with _open(store) as st:
@@ -106,7 +137,12 @@ def decompose(store, run_id, no_record, max_rows):
 @no_record
 @max_rows
 def neurons(store, run_id, top, max_angle, layers, relative, plot, no_record, max_rows):
-    """Value neurons from the stored down projections: scores, classes, overlap (-> neuron_scores)."""
+    """Value neurons from the stored down projections: scores, classes, overlap (-> neuron_scores).
+
+    \b
+    Example:
+      actstore analyze neurons demo-out/store --top 1% --max-angle 30 --plot classes.png
+    """
     from analyses.run_neurons import NeuronsSpec, run
 
     spec = NeuronsSpec(run_id=run_id, top=top, max_angle=max_angle, layers=_layers(layers), relative=relative,
@@ -121,18 +157,25 @@ def neurons(store, run_id, top, max_angle, layers, relative, plot, no_record, ma
 @analyze.command("top-examples")
 @store_arg
 @click.option("--neuron", default=None, help="LAYER:INDEX of an MLP neuron (per-token mlp_act).")
-@click.option("--vector", "vector_id", type=int, default=None, help="A vector_id from the vectors table.")
+@click.option("--vector", "vector_id", default=None,
+              help="A vector_id or a vector's name (the latest of that name), e.g. benevolence/intrinsic/resid_post.1.")
 @click.option("--k", default=20, show_default=True)
 @click.option("--where", default=None, help="SQL condition on tokens_info, e.g. \"role = 'response'\".")
 @click.option("--window", default=5, show_default=True, help="Tokens of context each side.")
 @no_record
 @max_rows
 def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows):
-    """Token contexts where a neuron or a vector is highest (streams the per-token arrays)."""
+    """Token contexts where a neuron or a vector is highest (streams the per-token arrays).
+
+    \b
+    Example:
+      actstore analyze top-examples demo-out/store --vector benevolence/intrinsic/resid_post.2 --k 10
+    """
     from analyses.run_top_examples import TopExamplesSpec, run
 
-    spec = TopExamplesSpec(neuron=neuron, vector_id=vector_id, k=k, where=where, window=window, record=not no_record)
     with _open(store) as st:
+        spec = TopExamplesSpec(neuron=neuron, vector_id=_vector(st, vector_id), k=k, where=where, window=window,
+                               record=not no_record)
         res = run(st, spec)
     click.echo(res.what)
     cols = ["rank", "score", "context", "condition", "target_value", "language", "role", "record_id", "prompt_id"]
@@ -152,7 +195,12 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: values on the first two components, circle drawn.")
 @no_record
 def structure(store, component, condition, layer, run_id, language, human, n_perm, plot, no_record):
-    """Cosine matrix, PCA + Procrustes circumplex fit (R^2, p), agreement with theory and humans."""
+    """Cosine matrix, PCA + Procrustes circumplex fit (R^2, p), agreement with theory and humans.
+
+    \b
+    Example:
+      actstore analyze structure demo-out/store --layer 2 --plot circle.png
+    """
     import pandas as pd
 
     from analyses.run_structure import StructureSpec, run
@@ -189,7 +237,12 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
 @no_record
 @max_rows
 def crosslingual(store, site, layers, tokens, judge, languages, values, min_count, no_record, max_rows):
-    """Vectors per language; cosine of the same value across languages; span share."""
+    """Vectors per language; cosine of the same value across languages; span share.
+
+    \b
+    Example:
+      actstore analyze crosslingual demo-out/store --layers 1,2 --value benevolence,security
+    """
     from analyses.run_crosslingual import CrosslingualSpec, run
 
     spec = CrosslingualSpec(site=site, layers=_layers(layers), tokens=tokens, judge=judge,
@@ -204,16 +257,23 @@ def crosslingual(store, site, layers, tokens, judge, languages, values, min_coun
 
 @analyze.command("logit-lens")
 @store_arg
-@click.option("--vector", "vector_id", type=int, required=True, help="A vector_id from the vectors table.")
+@click.option("--vector", "vector_id", required=True,
+              help="A vector_id or a vector's name (the latest of that name), e.g. benevolence/shared/resid_post.2.")
 @click.option("--k", default=15, show_default=True)
 @click.option("--no-norm", is_flag=True, help="Do not apply the stored final norm.")
 @no_record
 def logit_lens(store, vector_id, k, no_norm, no_record):
-    """Tokens a vector promotes and suppresses through the stored unembedding, and the entropy."""
+    """Tokens a vector promotes and suppresses through the stored unembedding, and the entropy.
+
+    \b
+    Example:
+      actstore analyze logit-lens demo-out/store --vector benevolence/shared/resid_post.2 --k 5
+    """
     from analyses.run_logit_lens import LogitLensSpec, run
 
     with _open(store) as st:
-        res = run(st, LogitLensSpec(vector_id=vector_id, k=k, use_norm=not no_norm, record=not no_record))
+        res = run(st, LogitLensSpec(vector_id=_vector(st, vector_id), k=k, use_norm=not no_norm,
+                                    record=not no_record))
     click.echo(f"vector {res.vector_id} ({res.name}); final norm {'applied' if res.normed else 'not applied'}; "
                f"entropy {res.entropy:.3f} nats")
     _show(res.table(), k, res.run_id)
@@ -228,7 +288,12 @@ def logit_lens(store, vector_id, k, no_norm, no_record):
 @no_record
 @max_rows
 def diversity(store, where, by, vocab_size, no_record, max_rows):
-    """Distinct-1/2, EAD-1/2 and type-token ratio of responses chosen by SQL."""
+    """Distinct-1/2, EAD-1/2 and type-token ratio of responses chosen by SQL.
+
+    \b
+    Example:
+      actstore analyze diversity demo-out/store --where "language = 'en'" --by condition
+    """
     from analyses.run_diversity import DiversitySpec, run
 
     with _open(store) as st:
@@ -242,7 +307,12 @@ def diversity(store, where, by, vocab_size, no_record, max_rows):
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: metric vs alpha per vector kind.")
 @max_rows
 def steering(store, sweep_id, plot, max_rows):
-    """A recorded steering sweep as a table and a plot (the sweep itself runs with 'actstore steer')."""
+    """A recorded steering sweep as a table and a plot (the sweep itself runs with 'actstore steer').
+
+    \b
+    Example:
+      actstore analyze steering demo-out/store --plot sweep.png
+    """
     from analyses.steering.report import report
 
     with _open(store) as st:

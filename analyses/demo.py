@@ -294,5 +294,10 @@ What to try next:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
 def demo(out: str, size: str, quiet: bool, model: str | None) -> None:
-    """Run the whole study offline on the project's own value-world model; results in DIR."""
+    """Run the whole study offline on the project's own value-world model; results in DIR.
+
+    \b
+    Example:
+      actstore demo demo-out --size small      # about a minute; without --size: the full study
+    """
     run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)

@@ -31,3 +31,87 @@ def test_every_cli_command_has_help():
         r = runner.invoke(main, [name, "--help"], obj={})
         assert r.exit_code == 0, f"actstore {name} --help failed: {r.output}"
         assert "Usage:" in r.output
+
+
+# -- every command: help with an example, and one exit-code rule --------------------------------
+
+def _commands():
+    """(argv path, click command) for every command and group under ``actstore``, plugins included."""
+    import click
+
+    from actstore.cli import main
+
+    ctx = click.Context(main, obj={})
+    out = []
+
+    def walk(cmd, path):
+        out.append((path, cmd))
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+
+    walk(main, [])
+    return out
+
+
+def test_every_command_help_has_an_example():
+    from click.testing import CliRunner
+
+    from actstore.cli import main
+
+    runner = CliRunner()
+    missing = []
+    for path, _ in _commands():
+        r = runner.invoke(main, [*path, "--help"], obj={})
+        assert r.exit_code == 0, f"actstore {' '.join(path)} --help failed: {r.output}"
+        if "Example" not in r.output:
+            missing.append(" ".join(["actstore", *path]))
+    assert not missing, f"--help without an example: {', '.join(missing)}"
+
+
+def test_every_command_exits_2_on_a_usage_error():
+    from click.testing import CliRunner
+
+    from actstore.cli import main
+
+    runner = CliRunner()
+    for path, _ in _commands():
+        r = runner.invoke(main, [*path, "--no-such-option"], obj={})
+        assert r.exit_code == 2, f"actstore {' '.join(path)} --no-such-option: exit {r.exit_code}: {r.output}"
+
+
+# The arguments each store-reading command needs besides STORE to get as far as opening it; commands
+# that create their store (ingest run/generate/import, demo) have no "missing store".
+_AFTER_STORE = {
+    ("sql",): ["SELECT 1"],
+    ("publish",): ["{tmp}/published"],
+    ("pull",): ["{tmp}/pulled"],
+    ("merge",): ["--out", "{tmp}/merged"],
+    ("analyze", "logit-lens"): ["--vector", "1"],
+    ("analyze", "top-examples"): ["--neuron", "1:1"],
+    ("steer", "export"): ["--vectors", "1", "--format", "gguf", "--out", "{tmp}/v.gguf"],
+    ("steer", "import"): ["{tmp}/v.npy"],
+    ("steer", "run"): ["--model", "{tmp}/no-model"],
+}
+_CREATES = {("ingest", "run"), ("ingest", "generate"), ("ingest", "import"), ("demo",)}
+
+
+def test_every_command_exits_1_on_a_missing_store(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from actstore.cli import main
+
+    runner = CliRunner()
+    missing = str(tmp_path / "no-such-store")
+    checked = 0
+    for path, cmd in _commands():
+        if isinstance(cmd, click.Group) or tuple(path) in _CREATES:
+            continue
+        extra = [a.format(tmp=tmp_path) for a in _AFTER_STORE.get(tuple(path), [])]
+        r = runner.invoke(main, [*path, missing, *extra], obj={})
+        assert r.exit_code == 1, f"actstore {' '.join(path)} on a missing store: exit {r.exit_code}: {r.output}"
+        assert r.output.strip().startswith("error: ") and len(r.output.strip().splitlines()) == 1, r.output
+        assert not (tmp_path / "no-such-store").exists(), f"actstore {' '.join(path)} created the store"
+        checked += 1
+    assert checked >= 20

@@ -63,10 +63,11 @@ def steer() -> None:
     """Steer the store's model with its vectors and neurons, and evaluate what it does.
 
     \b
-    actstore steer STORE --model M --vectors "value='tradition' AND component='shared'" --alphas 4,8
-    actstore steer report STORE [--sweep ID] [--plot out.png]
-    actstore steer export STORE --vectors 12,13 --format gguf --out v.gguf
-    actstore steer import STORE v.gguf
+    Example:
+      actstore steer STORE --model M --vectors "value='tradition' AND component='shared'" --alphas 4,8
+      actstore steer report STORE [--sweep ID] [--plot out.png]
+      actstore steer export STORE --vectors "name = 'tradition/shared/resid_post.2'" --format gguf --out v.gguf
+      actstore steer import STORE v.gguf
     """
 
 
@@ -109,7 +110,13 @@ def steer() -> None:
 def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_layers, neurons, betas, neuron_mode,
             positions, prompts, language, samples, evals, judge, harmful, mcq, questionnaire, limit, max_new_tokens,
             temperature, batch_size, seed, dtype, device, plot):
-    """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples."""
+    """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples.
+
+    \b
+    Example:
+      actstore steer run demo-out/store --model ingest/valueworld/checkpoint \\
+          --vectors "component = 'mean_delta' AND layer = 2" --alphas 0.5,1 --eval jailbreak --harmful valueworld
+    """
     from analyses.steering.generate import GenConfig
     from analyses.steering.report import report
     from analyses.steering.spec import SweepSpec
@@ -137,7 +144,12 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG: metric vs alpha per vector kind.")
 @click.option("--long", "long_format", is_flag=True, help="Print every (setting, eval, metric) row.")
 def report_cmd(store, sweep_id, plot, long_format):
-    """Tables (and a plot) of a recorded sweep: metrics against alpha for each vector kind."""
+    """Tables (and a plot) of a recorded sweep: metrics against alpha for each vector kind.
+
+    \b
+    Example:
+      actstore steer report demo-out/store --plot sweep.png
+    """
     from analyses.steering.report import report
 
     with _open(store) as st:
@@ -160,7 +172,12 @@ def report_cmd(store, sweep_id, plot, long_format):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--scale", default=1.0, show_default=True, help="Multiply the vectors by this on the way out.")
 def export_cmd(store, vectors, fmt, out, scale):
-    """Write stored vectors in a format other steering tools load."""
+    """Write stored vectors in a format other steering tools load.
+
+    \b
+    Example:
+      actstore steer export demo-out/store --vectors "name = 'tradition/shared/resid_post.2'" --format gguf --out tradition.gguf
+    """
     from analyses.steering.interop import export_vectors
     from analyses.steering.sources import select_vectors
 
@@ -179,7 +196,12 @@ def export_cmd(store, vectors, fmt, out, scale):
 @click.option("--name", default=None, help="Name prefix (default: the file name).")
 @click.option("--value", default=None, help="The value the vector stands for, if any.")
 def import_cmd(store, file, layer, layers, name, value):
-    """Add vectors made elsewhere (.gguf control vector, .pt, .npy) to the store's vectors table."""
+    """Add vectors made elsewhere (.gguf control vector, .pt, .npy) to the store's vectors table.
+
+    \b
+    Example:
+      actstore steer import demo-out/store tradition.gguf --name tradition-gguf
+    """
     from analyses.steering.interop import import_vectors
 
     with _open(store) as st:

@@ -1,7 +1,8 @@
 """``actstore analyze``: the analyses as commands, each a few lines over its ``run(store, spec)``.
 
 The store is opened read-only; a run opens it writable only for the moment it records (see
-:mod:`analyses.recording`); ``--no-record`` skips that. Errors are turned into one line by
+:mod:`analyses.recording`); ``--no-record`` skips that, and so does a store opened by URL (read-only:
+the run computes and prints, and says it did not record). Errors are turned into one line by
 ``actstore.cli.Main``, the one place that does it. Nothing here imports torch: the model stack is
 for ``steer``, which lives elsewhere.
 """
@@ -33,6 +34,17 @@ def _names(given: tuple[str, ...]) -> tuple[str, ...] | None:
     """A repeatable option that also takes comma lists (as ingest's do): ('a,b', 'c') -> ('a', 'b', 'c')."""
     out = tuple(p.strip() for g in given for p in g.split(",") if p.strip())
     return out or None
+
+
+def _recordable(st, spec):
+    """A store opened by URL is read-only: compute and print, but do not try to record (and say so)."""
+    if getattr(spec, "record", False) and st.is_remote:
+        from dataclasses import replace
+
+        click.echo(f"note: {st.location} is a URL and read-only, so this run is not recorded; "
+                   "to record, pull a local copy: actstore pull URL DIR", err=True)
+        return replace(spec, record=False)
+    return spec
 
 
 def _vector(st, text: str | None) -> int | None:
@@ -101,7 +113,7 @@ def vectors(store, site, layers, tokens, contrast, judge, language, values, min_
                        language=language, values=_names(values), min_count=min_count,
                        record=not no_record, plot=plot)
     with _open(store) as st:
-        res = run(st, spec)
+        res = run(st, _recordable(st, spec))
     if res.skipped:
         click.echo(f"left out (a group with fewer than {min_count} responses): {', '.join(res.skipped)}")
     _show(res.table(), max_rows, res.run_id, res.plots)
@@ -122,7 +134,7 @@ def decompose(store, run_id, no_record, max_rows):
     from analyses.run_decompose import DecomposeSpec, run
 
     with _open(store) as st:
-        res = run(st, DecomposeSpec(run_id=run_id, record=not no_record))
+        res = run(st, _recordable(st, DecomposeSpec(run_id=run_id, record=not no_record)))
     _show(res.table(), max_rows, res.run_id)
 
 
@@ -148,7 +160,7 @@ def neurons(store, run_id, top, max_angle, layers, relative, plot, no_record, ma
     spec = NeuronsSpec(run_id=run_id, top=top, max_angle=max_angle, layers=_layers(layers), relative=relative,
                        record=not no_record, plot=plot)
     with _open(store) as st:
-        res = run(st, spec)
+        res = run(st, _recordable(st, spec))
     if res.attribution:
         click.echo("activation-weighted attribution: from the stored mlp_act arrays (neuron_scores.attribution)")
     _show(res.table(), max_rows, res.run_id, (res.plot,))
@@ -176,7 +188,7 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
     with _open(store) as st:
         spec = TopExamplesSpec(neuron=neuron, vector_id=_vector(st, vector_id), k=k, where=where, window=window,
                                record=not no_record)
-        res = run(st, spec)
+        res = run(st, _recordable(st, spec))
     click.echo(res.what)
     cols = ["rank", "score", "context", "condition", "target_value", "language", "role", "record_id", "prompt_id"]
     _show(res.table()[cols] if res.examples else res.table(), max_rows, res.run_id)
@@ -208,7 +220,7 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
     spec = StructureSpec(component=component, condition=condition, layer=layer, run_id=run_id, language=language,
                          human=human, n_perm=n_perm, record=not no_record, plot=plot)
     with _open(store) as st:
-        res = run(st, spec)
+        res = run(st, _recordable(st, spec))
     _show(res.table(), 200)
     how = "best-fitting layer; p not corrected for the choice" if res.chosen else "chosen layer"
     click.echo(f"\nlayer {res.layer} ({how}): R^2 = {res.fit.r2:.3f}, permutation p = {res.fit.p_value:.4f}, "
@@ -249,7 +261,7 @@ def crosslingual(store, site, layers, tokens, judge, languages, values, min_coun
                             languages=_names(languages), values=_names(values), min_count=min_count,
                             record=not no_record)
     with _open(store) as st:
-        res = run(st, spec)
+        res = run(st, _recordable(st, spec))
     if res.skipped:
         click.echo(f"left out (a group with fewer than {min_count} responses): {', '.join(res.skipped)}")
     _show(res.table(), max_rows, res.run_id)
@@ -272,8 +284,8 @@ def logit_lens(store, vector_id, k, no_norm, no_record):
     from analyses.run_logit_lens import LogitLensSpec, run
 
     with _open(store) as st:
-        res = run(st, LogitLensSpec(vector_id=_vector(st, vector_id), k=k, use_norm=not no_norm,
-                                    record=not no_record))
+        res = run(st, _recordable(st, LogitLensSpec(vector_id=_vector(st, vector_id), k=k, use_norm=not no_norm,
+                                                    record=not no_record)))
     click.echo(f"vector {res.vector_id} ({res.name}); final norm {'applied' if res.normed else 'not applied'}; "
                f"entropy {res.entropy:.3f} nats")
     _show(res.table(), k, res.run_id)
@@ -297,7 +309,8 @@ def diversity(store, where, by, vocab_size, no_record, max_rows):
     from analyses.run_diversity import DiversitySpec, run
 
     with _open(store) as st:
-        res = run(st, DiversitySpec(where=where, by=by, vocab_size=vocab_size, record=not no_record))
+        res = run(st, _recordable(st, DiversitySpec(where=where, by=by, vocab_size=vocab_size,
+                                                    record=not no_record)))
     _show(res.table(), max_rows, res.run_id)
 
 

@@ -115,3 +115,27 @@ def test_every_command_exits_1_on_a_missing_store(tmp_path):
         assert not (tmp_path / "no-such-store").exists(), f"actstore {' '.join(path)} created the store"
         checked += 1
     assert checked >= 20
+
+
+def test_config_keys_are_the_flag_names_and_the_readme_toml_is_valid(tmp_path):
+    """Every ingest flag, spelled as on the command line, is a TOML key; the README's example loads."""
+    import dataclasses
+
+    import click
+
+    from ingest.cli import ingest
+    from ingest.config import FLAG_KEYS, IngestConfig, from_mapping, read_toml
+
+    fields = {f.name for f in dataclasses.fields(IngestConfig)}
+    for cmd in ingest.commands.values():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name != "config_file":
+                flag = max(p.opts, key=len).removeprefix("--")
+                key = flag.replace("-", "_")
+                assert FLAG_KEYS.get(key, key) in fields, f"--{flag} is not a config key"
+    text = (ROOT / "README.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "ingest.toml").write_text(block)
+    config = from_mapping({**read_toml(tmp_path / "ingest.toml"), "store": str(tmp_path / "s")})
+    assert config.languages == ("en", "es") and config.values == ("benevolence", "security")
+    assert config.max_queries == 8 and config.max_new_tokens == 40 and config.sites == ("resid_post", "mlp_act")

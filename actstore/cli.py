@@ -189,9 +189,11 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
         if fmt == "table":
             import pandas as pd
 
+            from actstore.display import table_text
+
             with pd.option_context("display.max_rows", max_rows, "display.max_columns", 50,
                                    "display.width", 200, "display.max_colwidth", 60):
-                text = df.to_string(index=False, max_rows=max_rows) if len(df) else "(no rows)"
+                text = table_text(df, max_rows)
         elif fmt == "csv":
             text = df.to_csv(index=False)
         else:

@@ -63,9 +63,10 @@ def _vector(st, text: str | None) -> int | None:
 def _show(df, rows: int, run_id: int | None = None, plots: tuple = ()) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 70,
-                           "display.float_format", "{:.4g}".format):
-        click.echo(df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)")
+    from actstore.display import table_text
+
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 70):
+        click.echo(table_text(df, rows, "{:.4g}"))
     for p in plots:
         if p is not None:
             click.echo(f"plot: {p}")

@@ -69,8 +69,10 @@ def _pivot(df: Any, column: str) -> Any:
 def _fmt(df: Any, rows: int = 40) -> str:
     import pandas as pd
 
-    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
-        return df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)"
+    from actstore.display import table_text
+
+    with pd.option_context("display.width", 160, "display.max_columns", 30):
+        return table_text(df, rows, "{:.3f}")
 
 
 def run_demo(out: str | Path = "demo-out", size: str = "full", quiet: bool = False,

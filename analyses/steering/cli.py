@@ -54,8 +54,10 @@ def _open(path: str):
 def _show(df, rows: int = 60) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
-        click.echo(df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)")
+    from actstore.display import table_text
+
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        click.echo(table_text(df, rows, "{:.3f}"))
 
 
 @click.group(cls=_SteerGroup)

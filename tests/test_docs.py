@@ -1,6 +1,9 @@
 """The README's promises: its first two command lines, and CI running the second one verbatim."""
 
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,3 +142,105 @@ def test_config_keys_are_the_flag_names_and_the_readme_toml_is_valid(tmp_path):
     config = from_mapping({**read_toml(tmp_path / "ingest.toml"), "store": str(tmp_path / "s")})
     assert config.languages == ("en", "es") and config.values == ("benevolence", "security")
     assert config.max_queries == 8 and config.max_new_tokens == 40 and config.sites == ("resid_post", "mlp_act")
+
+
+# -- the README's command-line examples, run as written on a small store -------------------------
+
+#: Commands that read a store and need no model: these README examples run against the fixture.
+_RUNNABLE = {"info", "sql", "verify", "analyze"}
+_VALUE_PORTRAIT = ROOT.parent / "shared" / "data" / "value-portrait"
+
+
+def _readme_blocks(lang: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [part.split("```", 1)[0] for part in text.split(f"```{lang}\n")[1:]]
+
+
+def readme_cli_examples() -> list[list[str]]:
+    """Every ``actstore ...`` command of the README's bash and console blocks, as argv lists (a
+    command may continue over lines with a backslash or inside a quoted string)."""
+    import shlex
+
+    out = []
+    for lang in ("bash", "console"):
+        for block in _readme_blocks(lang):
+            pending = ""
+            for line in block.splitlines():
+                if not pending:
+                    if lang == "console":
+                        if not line.startswith("$ "):
+                            continue
+                        line = line[2:]
+                    if not line.startswith("actstore "):
+                        continue
+                pending += line.rstrip("\\") + ("\n" if not line.endswith("\\") else " ")
+                try:
+                    argv = shlex.split(pending, comments=True)
+                except ValueError:  # an open quote: the command goes on
+                    continue
+                if line.endswith("\\"):
+                    continue
+                out.append(argv)
+                pending = ""
+    return out
+
+
+def readme_sql_statements() -> list[str]:
+    """The statements of the README's sql blocks, each with its leading ``--`` comment."""
+    return [stmt.strip() for block in _readme_blocks("sql") for stmt in block.split(";\n") if stmt.strip()]
+
+
+def test_the_readme_examples_are_found():
+    examples = readme_cli_examples()
+    assert ["actstore", "info", "demo-out/store"] in examples
+    assert any(a[:2] == ["actstore", "sql"] and "\n" in a[3] for a in examples)  # a query over two lines
+    assert sum(a[1] == "analyze" for a in examples) >= 9
+    assert any(s.startswith("-- ") for s in readme_sql_statements())
+
+
+@pytest.fixture(scope="module")
+def demo_like_store(tmp_path_factory):
+    """A small store of the demo's shape (planted, no model), writable: analyses record into it."""
+    sys.path.insert(0, str(ROOT / "tests" / "analyses"))
+    import storebuild
+
+    src, _ = storebuild.cached(n_queries=16, int_samples=2)
+    return storebuild.copy_of(src, tmp_path_factory.mktemp("readme") / "store")
+
+
+def test_readme_cli_examples_run_as_written_on_a_small_store(demo_like_store, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from actstore.cli import main
+
+    monkeypatch.chdir(tmp_path)  # plots and --out files land here
+    runner = CliRunner()
+    ran = []
+    for argv in readme_cli_examples():
+        if "demo-out/store" not in argv or argv[1] not in _RUNNABLE:
+            continue
+        if "../shared/data/value-portrait" in argv and not _VALUE_PORTRAIT.is_dir():
+            continue
+        args = [str(demo_like_store) if a == "demo-out/store" else
+                str(_VALUE_PORTRAIT) if a == "../shared/data/value-portrait" else a for a in argv[1:]]
+        r = runner.invoke(main, args, obj={})
+        assert r.exit_code == 0, f"README example failed: {' '.join(argv)}\n{r.output}"
+        ran.append(argv[1:3])
+    assert len(ran) >= 12 and {"info", "sql", "verify"} <= {a[0] for a in ran}
+    for stmt in readme_sql_statements():
+        r = runner.invoke(main, ["sql", str(demo_like_store), stmt], obj={})
+        assert r.exit_code == 0, f"README SQL failed:\n{stmt}\n{r.output}"
+        assert "(no rows)" not in r.output or "benevolence_class" in stmt, f"README SQL found nothing:\n{stmt}"
+
+
+def test_missing_values_print_as_null_everywhere(demo_like_store):
+    from click.testing import CliRunner
+
+    from actstore.cli import main
+
+    r = CliRunner().invoke(main, ["sql", str(demo_like_store),
+                                  "SELECT NULL::INT AS i, NULL::DOUBLE AS f, NULL::VARCHAR AS s, 1 AS one"], obj={})
+    assert r.exit_code == 0 and r.output.split("\n")[1].split() == ["NULL", "NULL", "NULL", "1"], r.output
+    r = CliRunner().invoke(main, ["analyze", "decompose", str(demo_like_store), "--no-record"], obj={})
+    assert r.exit_code == 0 and "NULL" in r.output, r.output
+    assert not any(w in r.output.split() for w in ("None", "NaN", "<NA>")), r.output

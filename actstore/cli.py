@@ -83,7 +83,17 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-store_arg = click.argument("store", metavar="STORE")
+def existing_store(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of a STORE argument: a local path that is not there fails at once (exit 1), before the
+    command imports the store's (or an analysis's) heavy modules. URLs are checked when opened."""
+    from actstore.errors import StoreNotFoundError
+
+    if value and "://" not in value and not Path(value).expanduser().exists():
+        raise StoreNotFoundError(f"no store at {value}; check the path, or create one with 'actstore ingest run'")
+    return value
+
+
+store_arg = click.argument("store", metavar="STORE", callback=existing_store)
 
 
 def _open(path: str):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import click
 
-store_arg = click.argument("store", metavar="STORE")
+from actstore.cli import existing_store
+
+store_arg = click.argument("store", metavar="STORE", callback=existing_store)
 no_record = click.option("--no-record", is_flag=True, help="Compute and print only; write nothing to the store.")
 max_rows = click.option("--max-rows", default=60, show_default=True, help="Rows of the table to print.")
 

@@ -244,3 +244,21 @@ def test_missing_values_print_as_null_everywhere(demo_like_store):
     r = CliRunner().invoke(main, ["analyze", "decompose", str(demo_like_store), "--no-record"], obj={})
     assert r.exit_code == 0 and "NULL" in r.output, r.output
     assert not any(w in r.output.split() for w in ("None", "NaN", "<NA>")), r.output
+
+
+HEAVY = ("duckdb", "zarr", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "torch", "transformers")
+
+
+@pytest.mark.parametrize("code", [
+    "import actstore",
+    "from actstore.cli import main\ntry:\n    main(['sql', '/nonexistent/store', 'SELECT 1'], obj={})\nexcept SystemExit:\n    pass",
+    "from actstore.cli import main\ntry:\n    main(['analyze', 'vectors', '/nonexistent/store'], obj={})\nexcept SystemExit:\n    pass",
+])
+def test_start_up_and_a_bad_path_import_nothing_heavy(code):
+    """`import actstore` and an error about a missing store come back at once: no heavy module loads
+    (each of these costs 0.1-0.7 s to import; measured numbers in the README)."""
+    import subprocess
+
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1:] in ([], [""]), f"imported: {out}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import click
 
-store_arg = click.argument("store", metavar="STORE")
+from actstore.cli import existing_store
+
+store_arg = click.argument("store", metavar="STORE", callback=existing_store)
 
 
 class _SteerGroup(click.Group):

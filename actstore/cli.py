@@ -217,7 +217,7 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
 
 @main.command()
 @store_arg
-@click.option("--quiet", is_flag=True, help="Print only problems.")
+@click.option("--quiet", is_flag=True, help="Print only problems (no progress line, no summary).")
 def verify(store: str, quiet: bool) -> None:
     """Check every chunk against its checksum and every catalog row against the arrays.
 
@@ -226,10 +226,13 @@ def verify(store: str, quiet: bool) -> None:
       actstore verify demo-out/store
     """
     from actstore.errors import IntegrityError
+    from actstore.publish import verify_progress
     from actstore.verify import verify as run_verify
 
     with _open(store) as st:
-        rep = run_verify(st)
+        bar, step = verify_progress(st, "verify", show=not quiet)
+        with bar:
+            rep = run_verify(st, progress=step)
     for p in rep.problems:
         click.echo(f"  {p}", err=True)
     if not rep.ok:
@@ -242,7 +245,8 @@ def verify(store: str, quiet: bool) -> None:
 @store_arg
 @click.argument("dest")
 @click.option("--full", is_flag=True, help="copy every file, even those an earlier publish at DEST holds unchanged")
-def publish(store: str, dest: str, full: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def publish(store: str, dest: str, full: bool, quiet: bool) -> None:
     """Copy STORE to DEST (a directory, or a bucket URL such as s3://b/x) with its checksums, verified.
 
     \b
@@ -253,7 +257,7 @@ def publish(store: str, dest: str, full: bool) -> None:
     """
     from actstore.publish import publish as run_publish
 
-    rep = run_publish(store, dest, full=full)
+    rep = run_publish(store, dest, full=full, progress=not quiet)
     kept = f", {rep.unchanged} unchanged files kept" if rep.unchanged else ""
     click.echo(f"published {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)} copied{kept}) to {rep.dest}; "
                f"verified {rep.chunks_verified} chunks")
@@ -266,7 +270,9 @@ def publish(store: str, dest: str, full: bool) -> None:
 @click.option("--sites", help="Sites to copy, e.g. resid_post or resid_post,mlp_act (default: all).")
 @click.option("--pools", help="Pools to copy: token, mean_response, last_prompt (default: all).")
 @click.option("--no-weights", is_flag=True, help="Leave the stored weights behind.")
-def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str | None, no_weights: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str | None, no_weights: bool,
+         quiet: bool) -> None:
     """Make a local store in DIR from the store at URL (or path), with just the arrays asked for.
 
     \b
@@ -283,7 +289,7 @@ def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str 
 
     sel = Selection(layers=tuple(parse_layers(layers)) if layers else None, sites=_list(sites),
                     pools=_list(pools), weights=not no_weights)
-    rep = run_pull(url, dest, sel)
+    rep = run_pull(url, dest, sel, progress=not quiet)
     click.echo(f"pulled {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)}) into {rep.dest}; "
                f"verified {rep.chunks_verified} chunks")
 

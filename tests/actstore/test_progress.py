@@ -16,7 +16,7 @@ def test_a_terminal_gets_counts_rate_and_eta() -> None:
         bar.update(1 << 20, note="token/resid_post/0")
         bar.update(3 << 20)
     last = out.getvalue().split("\r\x1b[K")[-1]
-    assert last.startswith("verify: 4.0 MiB/4.0 MiB (100%), ") and "MiB/s" in last and "ETA 0:00" in last
+    assert last.startswith("verify: 4.0 MiB/4.0 MiB (100%), ") and "iB/s" in last and "ETA 0:00" in last
     assert out.getvalue().endswith("\n")
     items = _Tty()
     with Progress("pull: download", total=10, unit="files", stream=items) as bar:

@@ -68,7 +68,8 @@ class Progress:
         if self.unit == "bytes":
             counts = f"{fmt_bytes(self.done)}/{fmt_bytes(self.total)} ({pct:.0f}%), {fmt_bytes(rate)}/s"
         else:
-            counts = f"{self.done}/{self.total} {self.unit} ({pct:.0f}%), {rate:.2g} {self.unit}/s"
+            per = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+            counts = f"{self.done}/{self.total} {self.unit} ({pct:.0f}%), {per} {self.unit}/s"
             if self.nbytes and el > 0:
                 counts += f", {fmt_bytes(self.nbytes / el)}/s"
         note = f"  {self.note}" if self.note else ""

@@ -237,7 +237,8 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
         assert st.model is not None  # the demo's own ingest just set it
         n_layers = st.model.n_layers
         layer = n_layers // 2
-        latest = "(SELECT max(run_id) FROM vectors WHERE component = 'diff_means')"
+        # the vectors run's pooled vectors (the cross-lingual run's per-language ones are diff_means too)
+        latest = "(SELECT max(run_id) FROM runs WHERE kind = 'vectors')"
         values = [r[0] for r in st.sql(f"SELECT DISTINCT value FROM vectors WHERE run_id = {latest} "
                                        "ORDER BY value LIMIT 3").fetchall()]
         if not values:

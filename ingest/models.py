@@ -170,7 +170,11 @@ def load_model(name_or_path: str | os.PathLike[str], dtype: str = "auto", device
     anyway) and ``padding_side="left"``, which batched generation needs.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # transformers' own "Loading weights" bars would interleave with our progress lines; ours say
+    # what is loading ("loading MODEL ...") and the stages report their own progress
+    hf_logging.disable_progress_bar()
     if dtype != "auto" and dtype not in DTYPES:
         raise UsageError(f"bad dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
     dev = _check_device(device)

@@ -47,6 +47,41 @@ def _vectors(text: str | None):
     return tuple(int(x) for x in t.split(",")) if t.replace(",", "").replace(" ", "").isdigit() else t
 
 
+class _SweepProgress:
+    """The sweep's messages on stderr: its "[i/n] setting: eval" steps become one progress line with
+    rate and ETA (actstore.progress: on a terminal only), its other messages are printed as they come."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, msg: str) -> None:
+        import re
+
+        from actstore.progress import Progress
+
+        step = re.match(r"^\[(\d+)/(\d+)\] (.*)$", msg)
+        if step is None:
+            self.close()
+            click.echo(msg, err=True)
+            return
+        i, n, what = int(step.group(1)), int(step.group(2)), step.group(3)
+        if self.bar is None:
+            self.bar = Progress("steer", n, unit="evals")
+        self.bar.update(i - 1 - self.bar.done, note=what)  # step i starts: i - 1 are done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.done)
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _SweepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _open(path: str):
     import actstore
 
@@ -133,8 +168,8 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
                      harmful=harmful, mcq=mcq, questionnaire=questionnaire, limit=limit,
                      gen=GenConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
                                    seed=seed), dtype=dtype, device=device)
-    with _open(store) as st:
-        res = run_sweep(st, spec, progress=lambda m: click.echo(m, err=True))
+    with _open(store) as st, _SweepProgress() as say:
+        res = run_sweep(st, spec, progress=say)
         rep = report(st, res.sweep_id, plot)
     _show(rep.table)
     if rep.plot:

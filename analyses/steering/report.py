@@ -1,7 +1,7 @@
-"""A recorded sweep as tables and a plot: each metric against alpha, one line per vector kind.
+"""A recorded sweep as tables and a plot: each metric against alpha, one line per vector kind and layer.
 
 Reads only the steering tables (no model). For the plot, a setting's y value is its metric averaged
-over the values and layers of its vector kind; alpha 0 is the sweep's baseline, drawn as the common
+over the values of its vector kind at its layer (each layer its own line); alpha 0 is the sweep's baseline, drawn as the common
 starting point of every line. Metrics that depend on the steered value (``expression``) use each
 setting's own value, so "intrinsic" means "the intrinsic vector of value s, scored on s".
 """
@@ -38,10 +38,11 @@ def metrics_frame(store: Store, sweep_id: str | None = None):
         raise InputError(f"no sweep {sweep_id!r} in this store; list them with: actstore sql STORE "
                          "\"SELECT sweep_id, status, created_at FROM steering_sweeps\"")
     df = store.sql(
-        "SELECT s.kind, s.vector_kind, s.value, s.layers, s.vector_id, s.neuron_set, "
+        "SELECT s.kind, v.name AS vector, s.vector_kind, s.value, s.layers, s.vector_id, s.neuron_set, "
         "CASE WHEN s.kind = 'baseline' THEN 0.0 ELSE s.alpha END AS alpha, s.alpha_mode, s.beta, s.neuron_mode, "
         "m.eval, m.metric, m.value AS score, m.n, s.setting_id "
-        "FROM steering_metrics m JOIN steering_settings s USING (setting_id) WHERE m.sweep_id = ? "
+        "FROM steering_metrics m JOIN steering_settings s USING (setting_id) "
+        "LEFT JOIN vectors v ON v.vector_id = s.vector_id WHERE m.sweep_id = ? "
         "ORDER BY s.kind, s.vector_kind, s.value, s.layers, alpha, m.eval, m.metric", [sweep_id]).df()
     return df
 
@@ -54,25 +55,33 @@ def _baseline_for(df, metric: str, value: str | None) -> float | None:
 
 
 def curves(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per vector kind: (alphas including 0, mean metric), the baseline at alpha 0."""
+    """Per vector kind and layer (a line each: layers are never averaged together): (alphas including
+    0, mean metric over the kind's values), the baseline at alpha 0. Keyed "kind" when the sweep steered
+    at one layer, else "kind @ layer L"."""
     out = {}
     adds = df[(df.kind == "add") & (df.metric == metric)]
-    for kind in sorted(set(adds.vector_kind.dropna()), key=lambda k: (VECTOR_KINDS + (k,)).index(k)):
-        part = adds[adds.vector_kind == kind]
+    one_layer = adds.layers.astype(str).nunique() <= 1
+    keys = sorted({(k, str(lay)) for k, lay in zip(adds.vector_kind, adds.layers) if isinstance(k, str)},
+                  key=lambda kl: ((VECTOR_KINDS + (kl[0],)).index(kl[0]), kl[1]))
+    for kind, layer in keys:
+        part = adds[(adds.vector_kind == kind) & (adds.layers.astype(str) == layer)]
+        name = kind if one_layer else f"{kind} @ layer {layer}"
         per_alpha = part.groupby("alpha").score.mean()
         bases = [b for b in (_baseline_for(df, metric, v) for v in set(part.value)) if b is not None]
         xs, ys = list(per_alpha.index), list(per_alpha.values)
         if bases:
             xs, ys = [0.0] + xs, [float(np.mean(bases))] + ys
         order = np.argsort(xs)
-        out[kind] = (np.asarray(xs)[order], np.asarray(ys, dtype=float)[order])
+        out[name] = (np.asarray(xs)[order], np.asarray(ys, dtype=float)[order])
     return out
 
 
 def summary_table(df):
-    """Wide table: one row per setting, one column per metric (the ``expression.<value>`` columns left out)."""
+    """Wide table: one row per setting, one column per metric (the ``expression.<value>`` columns left out).
+    Settings of distinct vectors stay distinct rows (``vector`` is the vector's name, which says its
+    language and component; ``vector_id`` tells apart two of one name)."""
     keep = df[~df.metric.str.startswith(("expression.", "raw.", "centered.", "follow."))]
-    idx = ["kind", "vector_kind", "value", "layers", "alpha", "beta"]
+    idx = ["kind", "vector", "vector_id", "vector_kind", "value", "layers", "alpha", "beta"]
     wide = keep.pivot_table(index=idx, columns="metric", values="score", aggfunc="mean", dropna=False)
     return wide.dropna(how="all").reset_index()
 

@@ -67,7 +67,8 @@ class Setting:
             assert self.neurons is not None
             return f"neurons {self.neurons.size} @ {','.join(map(str, self.layers))} beta={self.beta}"
         assert self.vector is not None
-        what = f"#{self.vector.vector_id} {self.vector.value or ''}/{self.vector.kind}"
+        # the vector's name says its language and component (en/benevolence/shared/resid_post.2)
+        what = f"#{self.vector.vector_id} {self.vector.name or (self.vector.value or '') + '/' + self.vector.kind}"
         if self.kind == "ablate":
             return f"ablate {what}"
         return f"add {what} @{self.layers[0]} alpha={self.alpha:g}"

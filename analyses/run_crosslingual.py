@@ -111,7 +111,7 @@ def run(store: Store, spec: CrosslingualSpec) -> CrosslingualResult:
     skipped: tuple[str, ...] = ()
     if spec.values is None:  # by default, leave thin (value, condition) pairs out and say so
         skipped = tuple(f"{v}/{c}" for i, v in enumerate(values) for j, c in enumerate(conds) if not keep[i, j])
-        rows = keep.any(axis=1)
+        rows = [bool(keep[i].any()) for i in range(len(values))]
         values, keep = tuple(v for v, k in zip(values, rows) if k), keep[rows]
         if not values:
             raise InputError(f"no value has {spec.min_count} or more responses in every group (expressed or not, "
@@ -132,10 +132,10 @@ def run(store: Store, spec: CrosslingualSpec) -> CrosslingualResult:
     cos = np.full((len(langs), len(langs), len(values), len(conds), len(layers)), np.nan)
     share = np.full_like(cos, np.nan)
     for c in range(len(conds)):  # each condition over its own kept values (the span is theirs)
-        kv = np.flatnonzero(keep[:, c])
-        if kv.size:
-            cos[:, :, kv, c] = xl.cross_cosine(arr[:, kv, c])
-            share[:, :, kv, c] = xl.span_share(arr[:, kv, c])
+        kept = np.flatnonzero(keep[:, c])
+        if kept.size:
+            cos[:, :, kept, c] = xl.cross_cosine(arr[:, kept, c])
+            share[:, :, kept, c] = xl.span_share(arr[:, kept, c])
     res = CrosslingualResult(langs, values, conds, tuple(layers), arr, cos, share, skipped=skipped)
     if not spec.record:
         return res

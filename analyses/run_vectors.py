@@ -204,10 +204,12 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
         from analyses.plots import plot_cosine_by_layer, plot_norms_by_layer
 
         out = Path(spec.plot)
+        used = np.concatenate([counts[pos].ravel(), counts[neg].ravel()])
+        n = (int(used.min()), int(used.max()))
         if cos is not None:
-            plots.append(plot_cosine_by_layer(cos, layers, out, values))
+            plots.append(plot_cosine_by_layer(cos, layers, out, values, n=n))
             out = out.with_name(out.stem + "_norms" + out.suffix)
-        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions))
+        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions, n=n))
     if not spec.record:
         return _replace(res, plots=tuple(plots))
 

@@ -385,7 +385,7 @@ What to try next:
       WHERE a.component = 'diff_means' AND b.component = 'diff_means'
         AND a.condition = 'intrinsic' AND b.condition = 'prompted' ORDER BY 1, 2"
   actstore analyze neurons {store} --top 1%
-  actstore analyze top-examples {store} --vector 1 --k 10
+  actstore analyze top-examples {store} --vector benevolence/intrinsic/resid_post.1 --k 10
   python -c "import actstore; s = actstore.open('{store}'); print(s.read('resid_post', 1, [0, 1, 2]).shape)"
 """
 

@@ -52,7 +52,9 @@ class _SweepProgress:
     rate and ETA (actstore.progress: on a terminal only), its other messages are printed as they come."""
 
     def __init__(self) -> None:
-        self.bar = None
+        from actstore.progress import Progress
+
+        self.bar: Progress | None = None
 
     def __call__(self, msg: str) -> None:
         import re

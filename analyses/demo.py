@@ -70,7 +70,7 @@ class DemoReport:
         rest = [p for p in self.plots if p not in placed]
         if rest:
             lines += ["## Other plots", ""] + [f"![{p.stem}]({p.name})" for p in rest] + [""]
-        lines += ["## Numbers", "", "The figures above as data (JSON; a number that does not exist is null).", "",
+        lines += ["## Numbers", "", "Key numbers as data (JSON; a number that does not exist is null).", "",
                   "```json", json.dumps(_json_safe(self.numbers), indent=2, allow_nan=False), "```", ""]
         path = self.out / "report.md"
         path.write_text("\n".join(lines), encoding="utf-8")
@@ -241,7 +241,7 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
             "(sv_shared^2 / (sv_shared^2 + sv_unique^2))", share_t, echo,
             words="The two vectors of a value split into a shared axis and a difference axis (the SVD of the "
                   "pair). The table is the share of their energy on the shared axis: 1 means the two mechanisms "
-                  f"use one direction, 0.5 that they share nothing. {_extremes(share_t)}")
+                  f"use one direction, 0.5 that they are orthogonal and of equal length. {_extremes(share_t)}")
     rep.numbers["mean_delta_share"] = np.asarray(dec.delta_share, dtype=float).round(4).tolist()
     neu = run_neurons.run(store, run_neurons.NeuronsSpec(run_id=vec.run_id, top="2%", plot=str(out / "neurons.png")))
     nt = neu.table()
@@ -287,9 +287,10 @@ def _analyses(store: Any, out: Path, cfg: dict[str, Any], rep: DemoReport, echo:
         rep.add(f"Logit lens of {ll.name}", lt, echo,
                 words="The tokens whose logits this vector raises most (promoted) and lowers most (suppressed) "
                       "when read through the stored final norm and unembedding: what the direction says in "
-                      "words. Promoted first: " + ", ".join(map(str, lt["promoted"].head(3))) + ".")
+                      "words. Promoted first: " + ", ".join(str(t).strip() for t in lt["promoted"].head(3)) + ".")
     div = run_diversity.run(store, run_diversity.DiversitySpec(by="condition"))
     dv = div.table()
+    dv = dv.astype({c: int for c in ("n_responses", "n_tokens") if c in dv})  # counts, not measurements
     rep.add("Diversity of responses by condition", dv, echo,
             words="Lexical diversity of the answers per condition: distinct-n is the share of distinct n-grams, "
                   "EAD the same corrected for text length (against uniform draws from the model's vocabulary). "

@@ -41,7 +41,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'actstore' has no attribute {name!r}")
 
 
-def open(path: str | Path, read_only: bool = True, create: bool = False, **kw: Any) -> Store:  # noqa: A001
+def open(path: str | Path, read_only: bool = True, create: bool = False, **kw: Any) -> Store:
     """Open a store by path, or read-only by URL (http(s)://, s3://, gs://, hf://: see actstore.remote).
 
     ``create=True`` (with ``read_only=False``) makes a new local store if absent. See

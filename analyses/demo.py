@@ -56,8 +56,8 @@ class DemoReport:
 
     def write(self) -> Path:
         lines = ["# actstore demo report", "",
-                 f"Store: `{self.store}` ({self.seconds:.0f} s end to end). Each section says what its table "
-                 "shows, then the table, then its figure. A missing value is `NULL`.", ""]
+                 (f"Store: `{self.store}` ({self.seconds:.0f} s end to end). Each section says what its table "
+                  "shows, then the table, then its figure. A missing value is `NULL`."), ""]
         placed: set[Path] = set()
         for title, text in self.sections:
             lines += [f"## {title}", ""]

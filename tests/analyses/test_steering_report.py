@@ -34,5 +34,5 @@ def test_plot_lines_keep_layers_apart() -> None:
     lines = curves(_frame(), "any_value")
     assert set(lines) == {"intrinsic @ layer 1", "intrinsic @ layer 2"}
     x1, y1 = lines["intrinsic @ layer 1"]
-    x2, y2 = lines["intrinsic @ layer 2"]
+    _, y2 = lines["intrinsic @ layer 2"]
     assert x1.tolist() == [0.0, 0.5] and y1[1] == np.float64(0.4) and y2[1] == np.float64(0.9)

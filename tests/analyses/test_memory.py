@@ -232,8 +232,9 @@ def test_streamed_diversity_equals_the_report_on_all_texts(stores, monkeypatch) 
     with actstore.open(path) as st:
         res = run_diversity.run(st, run_diversity.DiversitySpec(record=False))
         rows = st.sql(f"SELECT condition, text FROM ({run_diversity.BASE}) ORDER BY response_id").fetchall()
+        vocab = run_diversity.vocab_size_of(st)  # V of EAD: the store's model vocabulary by default
     for group in ("intrinsic", "prompted"):
-        ref = diversity_report([t for g, t in rows if g == group])
+        ref = diversity_report([t for g, t in rows if g == group], vocab_size=vocab)
         got = res.groups[group]
         assert (got.n_responses, got.n_tokens) == (ref.n_responses, ref.n_tokens)
         for key, value in ref.as_dict().items():

@@ -13,6 +13,7 @@ path that is not there answer at once.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"actstore.{name}") is not None:
+        return importlib.import_module(f"actstore.{name}")  # ``import actstore; actstore.store.X``
     raise AttributeError(f"module 'actstore' has no attribute {name!r}")
 
 

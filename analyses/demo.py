@@ -397,11 +397,16 @@ What to try next:
               help="full: the study (a few minutes); small: a quick pass.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
-def demo(out: str, size: str, quiet: bool, model: str | None) -> None:
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch.  [default: the usable cores, at most 8; or OMP_NUM_THREADS]")
+def demo(out: str, size: str, quiet: bool, model: str | None, threads: int | None) -> None:
     """Run the whole study offline on the project's own value-world model; results in DIR.
 
     \b
     Example:
       actstore demo demo-out --size small      # about a minute; without --size: the full study
     """
+    from ingest.threads import configure
+
+    configure(threads)  # every stage below keeps it (ingest.threads: None = this process's choice)
     run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)

@@ -39,13 +39,22 @@ _common = _stack(
                  help="TOML file with any of the options below; flags override it."),
     click.option("--quiet", is_flag=True, default=None, help="No progress lines."),
 )
+_threads = click.option(
+    "--threads", type=int, default=None,
+    help="CPU threads for torch.  [default: the usable cores (affinity, cgroup quota), at most 8; or OMP_NUM_THREADS]")
 _model = _stack(
     click.option("--model", help="Hub name or local directory of a causal LM (default: the store's model)."),
     click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
                  help="Model dtype; activations are stored in it, bit for bit.  [default: auto]"),
     click.option("--device", default=None, help="cpu, cuda, cuda:N, mps.  [default: cpu]"),
     click.option("--trust-remote-code", is_flag=True, default=None),
+    _threads,
 )
+_intrinsic_system = click.option(
+    "--intrinsic-system", type=click.Choice(["default", "empty"]), default=None,
+    help="Intrinsic prompts: default = no system message (as the study; a chat template with a default "
+         "system prompt inserts it, recorded in prompts.effective_system), empty = an empty system message.  "
+         "[default: default]")
 _prompts = _stack(
     click.option("--prompts", default=None,
                  help="builtin | Value Portrait dir | JSONL/CSV/Parquet file | hf:NAME[:SPLIT].  [default: builtin]"),
@@ -56,6 +65,7 @@ _prompts = _stack(
     click.option("--templates-per-value", type=int, default=None, help="Prompted variants per query and value."),
     click.option("--intrinsic/--no-intrinsic", "include_intrinsic", default=None,
                  help="Also ask each query with no system prompt.  [default: on]"),
+    _intrinsic_system,
     click.option("--max-queries", type=int, default=None, help="Use the first N queries."),
     click.option("--prompt-seed", type=int, default=None, help="Seed of the template draw."),
 )
@@ -80,7 +90,8 @@ _shard = _stack(
 )
 _judge = _stack(
     click.option("--judge", default=None,
-                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon]"),
+                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon for the "
+                      "value-world model or prompts; other models must name one]"),
 )
 _capture = _stack(
     click.option("--layers", default=None, help="all, 3, 0,4,8 or 10-16.  [default: all]"),
@@ -194,6 +205,7 @@ def generate(store: str, config_file: str | None, **flags: Any) -> None:
 @_common
 @_judge
 @click.option("--value", "values", multiple=True, help="Values to judge (default all ten).")
+@_threads
 @_shard
 def label(store: str, config_file: str | None, **flags: Any) -> None:
     """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels.
@@ -233,6 +245,7 @@ def capture(store: str, config_file: str | None, **flags: Any) -> None:
 @click.option("--threshold", "import_threshold", type=float, default=None,
               help="rho at or above which a value is expressed.  [default: 0.3]")
 @click.option("--max-queries", type=int, default=None, help="Import the first N queries only.")
+@_intrinsic_system
 @_model
 @_capture
 @_shard

@@ -67,12 +67,17 @@ class IngestConfig:
         ``hf:NAME[:SPLIT]``; ``columns``: ``FIELD=COLUMN`` pairs for tables (see ingest.prompts.loaders).
     languages / values: filters (None = all present / all ten); templates_per_value: prompted
         variants per (query, value); include_intrinsic; max_queries: keep the first N query ids.
+    intrinsic_system: how intrinsic prompts (and imported Value Portrait queries) are asked: ``default``
+        (no system message, as the study did; a chat template with a default system prompt inserts
+        it, and ingest says so once) or ``empty`` (an explicit empty system message).
     samples: responses per prompt; intrinsic_samples: responses per intrinsic prompt (default: samples;
         intrinsic answers follow the model's own uneven prior, so rare values need more samples to get
         enough responses that express them); max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
         generation.
     judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
-        ``hf:PATH`` | ``openai:URL#MODEL``.
+        ``hf:PATH`` | ``openai:URL#MODEL``. None (the default): ``lexicon`` for the value-world model or
+        the value world's prompts, else the stages that judge ask for one (``ingest.pipeline.with_judge``):
+        the value world's phrases say nothing about another model's answers.
     layers: ``all`` or e.g. ``"0,4,8"``, ``"10-16"``; sites: resid_post, mlp_act; per_token: store
         per-token arrays; pools: mean_response (float32), last_prompt (model dtype).
     weights: subset of :data:`WEIGHTS`; token_budget: padded tokens per forward batch;
@@ -83,6 +88,8 @@ class IngestConfig:
         writes the part store :attr:`target` (``STORE.parts/part-IIII-of-NNNN``), which
         ``actstore merge STORE.parts --out STORE`` joins (None: one process does everything; the CLI
         fills it from torchrun's or a SLURM array's environment when no ``--shard`` is given).
+    threads: CPU threads for torch (``ingest.threads``; None: the usable cores, at most 8, or
+        ``OMP_NUM_THREADS``); results do not depend on it.
     shard_unit: responses per unit of work (``ingest.units``): shards take whole units, and every
         stage, sharded or not, batches within units, so N parts merge into the store one process writes.
     """
@@ -99,6 +106,7 @@ class IngestConfig:
     values: tuple[str, ...] | None = None
     templates_per_value: int = 1
     include_intrinsic: bool = True
+    intrinsic_system: str = "default"
     max_queries: int | None = None
     prompt_seed: int = 0
     # generation
@@ -110,7 +118,7 @@ class IngestConfig:
     seed: int = 0
     batch_size: int = 16
     # judging
-    judge: str = "lexicon"
+    judge: str | None = None
     # capture
     layers: str = "all"
     sites: tuple[str, ...] = SITE_KINDS
@@ -126,6 +134,7 @@ class IngestConfig:
     # sharding
     shard: str | None = None
     shard_unit: int = DEFAULT_UNIT
+    threads: int | None = None
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -181,6 +190,9 @@ class IngestConfig:
                                                    or isinstance(self.intrinsic_samples, bool)
                                                    or self.intrinsic_samples < 1):
             raise UsageError(f"intrinsic_samples must be an integer >= 1, got {self.intrinsic_samples!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or self.threads < 1):
+            raise UsageError(f"threads must be an integer >= 1, got {self.threads!r}; or leave it out for the default")
         if self.max_queries is not None and (not isinstance(self.max_queries, int) or self.max_queries < 1):
             raise UsageError(f"max_queries must be an integer >= 1, got {self.max_queries!r}")
         if not self.include_intrinsic and self.templates_per_value == 0:
@@ -191,7 +203,11 @@ class IngestConfig:
             raise UsageError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if self.codec not in CODECS:
             raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(CODECS)}")
-        parse_judge(self.judge)
+        if self.judge is not None:
+            parse_judge(self.judge)
+        if self.intrinsic_system not in ("default", "empty"):
+            raise UsageError(f"bad intrinsic_system {self.intrinsic_system!r}; use default (no system message: "
+                             "the chat template's default system prompt, if any) or empty (an empty system message)")
         if self.model is not None and not str(self.model).strip():
             raise UsageError("empty --model; pass a hub name or a local model directory")
 

@@ -2,8 +2,10 @@
 
 Value Portrait (``ingest.prompts.value_portrait``): each tagged response becomes
 
-* a prompt: its query asked with no system prompt, so condition ``intrinsic`` (the study's
-  definition: no value-priority system prompt), source ``value-portrait``;
+* a prompt: its query asked with no value-priority system prompt, so condition ``intrinsic`` (the
+  study's definition), source ``value-portrait``; with ``intrinsic_system`` ``default`` no system
+  message (a chat template's default system prompt then applies, recorded in ``effective_system``),
+  with ``empty`` an empty one, as for generated intrinsic prompts;
 * a response: ``response_id`` ``vp-<portrait_id>-<output id>``, ``sample_idx`` its position among
   the query's outputs, source ``imported:value-portrait``, no sampling parameters or seed;
 * one label per value with a rho: expressed when rho >= the threshold, score = rho, judge id
@@ -55,7 +57,7 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
     sample: list[int] = []
     seen: dict[str, int] = {}
     for t in tagged:
-        p = Prompt.make(t.query, "intrinsic")
+        p = Prompt.make(t.query, "intrinsic", intrinsic_system=config.intrinsic_system)
         prompts.setdefault(p.prompt_id, p)
         prompt_of.append(p.prompt_id)
         sample.append(seen.get(p.prompt_id, 0))
@@ -67,7 +69,8 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
         prompts = {pid: p for pid, p in prompts.items() if pid in asked}
     have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
     new = [p for p in prompts.values() if p.prompt_id not in have]
-    n_prompts = store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
+    n_prompts = store.insert("prompts", prompt_rows(new, tokenizer, quiet=config.quiet),
+                             on_conflict="ignore") if new else 0
     n = len(tagged)
     n_responses = store.insert("responses", {
         "response_id": [t.response_id for t in tagged], "prompt_id": prompt_of, "sample_idx": sample,

@@ -59,10 +59,12 @@ class _StoreState:
 
 
 def _peek(path: str) -> _StoreState | None:
-    """What an existing store holds, read-only (None for a new store)."""
+    """What an existing store holds, read-only (None for a new store). Every stage calls this
+    before it loads a model: a store another process is writing is refused here, not after."""
     root = Path(path).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; pass a directory for the store")
+    actstore.store.check_writable(root)
     if not (root / "catalog.duckdb").exists():
         return None
     with actstore.open(root, read_only=True) as st:
@@ -87,13 +89,15 @@ class _Checked:
 
 
 def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool) -> _Checked:
-    from ingest.models import model_shapes
+    from ingest.models import canonical_name, model_shapes
 
-    name = _model_name(config, state)
-    shapes = model_shapes(name, trust_remote_code=config.trust_remote_code)
+    name = canonical_name(_model_name(config, state))
+    shapes = model_shapes(name, trust_remote_code=config.trust_remote_code, quiet=config.quiet)
     layers = config.check_shapes(shapes)
     dtype = config.model_dtype(shapes)
     have = state.model if state is not None else None
+    if have is not None and have.name != name and _same_gguf(have, name):
+        name = have.name  # the same GGUF file named another way (smollm2 vs its path, a copy): the store's name
     if have is not None and (have.name, have.dtype, have.n_layers, have.d_model) != (
             name, dtype, shapes.n_layers, shapes.d_model):
         raise SchemaMismatchError(
@@ -107,6 +111,14 @@ def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool)
                 f"store already holds records with other arrays than asked ({extra[0]} differs); rerun with "
                 "the layers, sites, pools and --per-token of the first capture, or use a new store")
     return _Checked(name, shapes, layers, dtype)
+
+
+def _same_gguf(have: Any, name: str) -> bool:
+    """Is ``name`` a GGUF file with the content the store's model was converted from?"""
+    from ingest.models import file_sha256, gguf_path, is_gguf
+
+    recorded = ((have.config or {}).get("gguf") or {}).get("sha256")
+    return bool(recorded) and is_gguf(name) and file_sha256(gguf_path(name)) == recorded
 
 
 def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype: str):
@@ -136,7 +148,8 @@ def prompt_set(config: IngestConfig) -> list[Prompt]:
         queries = [q for q in queries if q.query_id in chosen]
     prompts = build_prompts(queries, list(config.values) if config.values else None,
                             list(config.languages) if config.languages else None,
-                            config.templates_per_value, config.prompt_seed, config.include_intrinsic)
+                            config.templates_per_value, config.prompt_seed, config.include_intrinsic,
+                            intrinsic_system=config.intrinsic_system)
     if not prompts:
         raise InputError(f"{config.prompts}: the prompt set is empty; check --language, --value and the file")
     return prompts
@@ -152,13 +165,34 @@ def _valueworld_prompts(config: IngestConfig) -> list[Prompt]:
         queries = [q for q in queries if q.query_id in ids]
     return build_prompts(queries, list(config.values) if config.values else None,
                          list(config.languages) if config.languages else None, config.templates_per_value,
-                         config.prompt_seed, config.include_intrinsic, templates=valueworld_templates())
+                         config.prompt_seed, config.include_intrinsic, templates=valueworld_templates(),
+                         intrinsic_system=config.intrinsic_system)
+
+
+def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
+    """``config`` with its judge chosen: the one given, else ``lexicon`` when the model (a name or a
+    store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else an
+    error: the lexicon's phrases are the value world's, and on another model's answers they would
+    label by chance."""
+    from ingest.defaults import is_valueworld_model
+
+    if config.judge is not None:
+        return config
+    info = model if model is not None and not isinstance(model, str) else None
+    if config.prompts == "valueworld" or is_valueworld_model(model if isinstance(model, str) else None, info):
+        return config.with_overrides(judge="lexicon")
+    name = getattr(model, "name", model) or "this model"
+    raise UsageError(f"no --judge for {name}: the default judge (lexicon) knows only the value world's phrases and "
+                     "would label a real model's answers by chance; pass --judge hf:MODEL_PATH, openai:URL#MODEL or "
+                     "lexicon:PHRASES.json")
 
 
 def make_judge(config: IngestConfig) -> Any:
     """The judge a ``--judge`` spec names (files are read here, models loaded here)."""
     from ingest.judges import HFChatJudge, JudgeItem, OpenAIJudge
 
+    if config.judge is None:
+        raise UsageError("no judge; pass --judge lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL")
     spec = parse_judge(config.judge)
     target = spec.target or ""
     if spec.kind == "lexicon":
@@ -217,7 +251,12 @@ def _open_store(config: IngestConfig) -> Any:
 
 
 def _model_info(name: str, model: Any, shapes: Any) -> Any:
+    from ingest.models import gguf_info
+
     cfg = model.config.to_dict() if hasattr(model.config, "to_dict") else None
+    gguf = gguf_info(name)
+    if gguf is not None and cfg is not None:  # the file, its content hash and quantization type
+        cfg["gguf"] = gguf.to_dict()
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return actstore.ModelInfo(name=name, dtype=dtype, n_layers=shapes.n_layers, d_model=shapes.d_model,
                               d_mlp=shapes.d_mlp, vocab_size=shapes.vocab_size, family=shapes.family,
@@ -237,23 +276,28 @@ def _set_model(store: Any, checked: _Checked, model: Any, tokenizer: Any) -> Non
 
 # -- stages ------------------------------------------------------------------------------------
 
-def prompt_rows(prompts: Sequence[Prompt], tokenizer: Any) -> dict[str, list]:
-    """Rows of the ``prompts`` table, ``chat_text`` rendered by the tokenizer's chat template."""
-    from ingest.tokenize import render_prompt
+def prompt_rows(prompts: Sequence[Prompt], tokenizer: Any, *, quiet: bool = False) -> dict[str, list]:
+    """Rows of the ``prompts`` table, ``chat_text`` rendered by the tokenizer's chat template and
+    ``effective_system`` the system text the model sees (the template's default system prompt for a
+    prompt without a system message, if the template has one; said once on stderr)."""
+    from ingest.tokenize import effective_system, render_prompt, warn_default_system
 
+    warn_default_system(tokenizer, sum(p.system is None for p in prompts), quiet=quiet)
     return {"prompt_id": [p.prompt_id for p in prompts], "query_id": [p.query_id for p in prompts],
             "condition": [p.condition for p in prompts], "target_value": [p.target_value for p in prompts],
             "language": [p.language for p in prompts], "template_id": [p.template_id for p in prompts],
             "system_text": [p.system for p in prompts], "user_text": [p.user for p in prompts],
             "chat_text": [render_prompt(tokenizer, p.messages()) for p in prompts],
-            "source": [p.source for p in prompts]}
+            "source": [p.source for p in prompts],
+            "effective_system": [effective_system(tokenizer, p.messages()) for p in prompts]}
 
 
 def _write_prompts(store: Any, prompts: Sequence[Prompt], tokenizer: Any, config: IngestConfig) -> int:
     with _stage(store, "prompts", config):
         have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
         new = [p for p in prompts if p.prompt_id not in have]
-        return store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
+        return store.insert("prompts", prompt_rows(new, tokenizer, quiet=config.quiet),
+                            on_conflict="ignore") if new else 0
 
 
 def _n_samples(prompt: Prompt, config: IngestConfig) -> int:
@@ -397,14 +441,16 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
 
 def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
     from ingest.models import load_model
+    from ingest.threads import configure
 
+    configure(config.threads)
     if config.quiet:  # transformers' own bars and notices go to stderr too
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     return load_model(checked.model, dtype=config.dtype, device=config.device,
-                      trust_remote_code=config.trust_remote_code)
+                      trust_remote_code=config.trust_remote_code, quiet=config.quiet)
 
 
 def run(config: IngestConfig) -> Report:
@@ -413,6 +459,7 @@ def run(config: IngestConfig) -> Report:
     checked = _check_model(config, state, capture=True)
     prompts = prompt_set(config)
     units = generation_units(prompts, config)
+    config = with_judge(config, checked.model)
     judge = make_judge(config)
     model, tokenizer = _load(config, checked)
     rep = Report(config.target)
@@ -451,8 +498,14 @@ def _no_store(config: IngestConfig, stage: str, makers: str) -> StoreNotFoundErr
 def label(config: IngestConfig) -> Report:
     """Judge every response that lacks a label of this judge for the config's values (with a shard:
     those of its part)."""
-    if _peek(config.target) is None:
+    state = _peek(config.target)
+    if state is None:
         raise _no_store(config, "label", "'actstore ingest run' or 'generate'")
+    config = with_judge(config, config.model or state.model)
+    if config.judge is not None and config.judge.startswith("hf:"):  # a local judge model runs here
+        from ingest.threads import configure
+
+        configure(config.threads)
     judge = make_judge(config)
     rep = Report(config.target)
     with _open_store(config) as store:
@@ -500,4 +553,4 @@ def import_(config: IngestConfig) -> Report:
 
 
 __all__ = ["Report", "capture", "generate", "generation_units", "import_", "label", "make_judge", "prompt_set",
-           "run"]
+           "run", "with_judge"]

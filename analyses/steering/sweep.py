@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import InputError
-from actstore.store import Store
+from actstore.store import Store, check_writable
 from analyses.recording import writable
 from analyses.steering import evalsets as es
 from analyses.steering.sources import (
@@ -30,6 +30,8 @@ from analyses.steering.sources import (
     StoredVector,
     mean_neuron_activations,
     mean_resid_norm,
+    require_judge,
+    resolve_spec,
     select_neurons,
     select_vectors,
 )
@@ -96,6 +98,8 @@ def _now() -> datetime:
 
 def plan(store: Store, spec: SweepSpec) -> tuple[str, list[Setting]]:
     """Resolve the spec against the store: (sweep id, settings). Reads only; raises on bad input."""
+    spec = resolve_spec(store, spec)
+    assert spec.alphas is not None  # resolve_spec fills the default alphas
     vectors = select_vectors(store, spec.vectors) if spec.vectors is not None else []
     nset = select_neurons(store, spec.neurons) if spec.neurons is not None else None
     sweep_id = spec.sweep_id(tuple(v.vector_id for v in vectors), nset.set_id if nset else None)
@@ -168,11 +172,13 @@ def interventions_for(setting: Setting, spec: SweepSpec) -> list[Any]:
 
 
 def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
+    spec = resolve_spec(store, spec)
+    require_judge(spec)
     out: dict[str, es.EvalSet] = {}
     for name in spec.evals:
         if name in ("expression", "diversity") and "expression" not in out:
-            prompts = es.load_prompts(spec.prompts, store, spec.limit, spec.language)
-            out["expression"] = es.expression_set(prompts, spec.judge, spec.samples)
+            prompts = es.load_prompts(spec.prompts or "builtin", store, spec.limit, spec.language)
+            out["expression"] = es.expression_set(prompts, spec.judge or "valueworld", spec.samples)
         elif name == "questionnaire":
             out[name] = es.questionnaire_set(spec.limit, spec.questionnaire)
         elif name == "mcq":
@@ -181,6 +187,8 @@ def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
             out[name] = es.jailbreak_set(spec.harmful, spec.limit, samples=spec.samples)
         elif name == "instructions":
             out[name] = es.instructions_set(spec.limit)
+    if spec.intrinsic_system == "empty":  # items with no system prompt get an explicit empty one
+        out = {k: es.with_empty_system(v) for k, v in out.items()}
     return out
 
 
@@ -212,10 +220,11 @@ def _frame(rows: list[dict[str, Any]]):
 
 
 def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: Any = None,
-              progress: Progress | None = None) -> SweepResult:
+              progress: Progress | None = None, threads: int | None = None) -> SweepResult:
     """Run (or finish) a sweep and record it. ``model``/``tokenizer``: an already loaded pair to use
     instead of loading ``spec.model`` (tests, notebooks)."""
     say = progress or (lambda msg: None)
+    spec = resolve_spec(store, spec)
     sweep_id, settings = plan(store, spec)
     evals = build_evals(store, spec)
     names = [n for n in spec.evals]
@@ -226,12 +235,22 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
         say(f"sweep {sweep_id}: all {len(todo)} (setting, eval) pairs already recorded; nothing to do")
         return SweepResult(sweep_id, None, tuple(settings), 0, len(todo), 0)
 
+    from ingest.threads import configure
+
+    configure(threads)  # results do not depend on it, so it is not part of the spec
     if model is None:
         from ingest.models import load_model
 
+        if store.read_only:  # recording needs the writer: a busy store is refused before the model loads
+            check_writable(store.root)
+        assert spec.model is not None  # resolve_spec fills the store's model
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)
+    from ingest.tokenize import warn_default_system
+
+    warn_default_system(tokenizer, sum(item.system is None for ev in evals.values() for item in ev.items),
+                        "steering prompts")
 
     with writable(store) as w:
         run_id = w.begin_run("steer", {"sweep_id": sweep_id, **spec.params()})

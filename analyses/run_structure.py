@@ -230,7 +230,8 @@ def run(store: Store, spec: StructureSpec) -> StructureResult:
         from analyses.plots import plot_circumplex
 
         plot = plot_circumplex(fits[layer].aligned, fits[layer].target, spec.plot, values,
-                               title=f"{spec.component} vectors, layer {layer}: R^2 = {fits[layer].r2:.2f}")
+                               title=f"{spec.component} vectors, layer {layer}: R^2 = {fits[layer].r2:.2f}",
+                               explained=fits[layer].explained)
     res = StructureResult(src, layer, values, per_layer, fits[layer], cos, theory, human, n_part, chosen, plot=plot,
                           r2_p_corrected=r2_corr, mantel_theory=m_theory, mantel_human=m_human, cooc=cooc,
                           baselines=baselines, notes=tuple(notes))

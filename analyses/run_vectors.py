@@ -110,6 +110,7 @@ class VectorsResult:
     vector_ids: np.ndarray | None = None  # [V, C, L] ids in the `vectors` table
     plots: tuple[Path, ...] = field(default_factory=tuple)
     uncertainty: Uncertainty | None = None  # bootstrap intervals and split-half reliability
+    skipped: tuple[str, ...] = ()  # values left out by default: a group with fewer than min_count responses
 
     @property
     def norms(self) -> np.ndarray:
@@ -371,21 +372,31 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
         pos, neg = vx.prompted_minus_intrinsic_index(names, values)
     else:
         pos, neg = np.array([[0]]), np.array([[1]])
+    skipped: tuple[str, ...] = ()
+    if spec.values is None and not spec.contrast.startswith("sql:"):
+        # By default, values with a thin group are left out (and named) rather than failing the run;
+        # values asked for by name must have every group (contrast() raises).
+        ok = ((counts[pos] >= spec.min_count) & (counts[neg] >= spec.min_count)).all(axis=1)
+        if ok.any() and not ok.all():
+            skipped = tuple(v for v, k in zip(values, ok) if not k)
+            values, pos, neg = tuple(v for v, k in zip(values, ok) if k), pos[ok], neg[ok]
     vecs = vx.contrast(means, counts, pos, neg, names, spec.min_count)  # [V, C, L, d]
     cos = vx.cosine(vecs[:, 0], vecs[:, 1]) if spec.contrast == "exp-unexp" else None
     unc = uncertainty(store, spec, layers, groups, pos, neg, spec.contrast == "exp-unexp")
     res = VectorsResult(tuple(values), tuple(conditions), tuple(layers), vecs, counts[pos], counts[neg], cos,
-                        uncertainty=unc)
+                        uncertainty=unc, skipped=skipped)
 
     plots: list[Path] = []
     if spec.plot:
         from analyses.plots import plot_cosine_by_layer, plot_norms_by_layer
 
         out = Path(spec.plot)
+        used = np.concatenate([counts[pos].ravel(), counts[neg].ravel()])
+        n = (int(used.min()), int(used.max()))
         if cos is not None:
-            plots.append(plot_cosine_by_layer(cos, layers, out, values))
+            plots.append(plot_cosine_by_layer(cos, layers, out, values, n=n))
             out = out.with_name(out.stem + "_norms" + out.suffix)
-        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions))
+        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions, n=n))
     if not spec.record:
         return _replace(res, plots=tuple(plots))
 
@@ -408,7 +419,7 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     if cos is not None:
         summary["mean_cos_int_prompt_by_layer"] = {str(l): float(x) for l, x in zip(layers, cos.mean(axis=0))}
     # The group query makes "the rows it used" exact and re-runnable against this store.
-    params = {**spec.params(), "values": list(values), "layers": list(layers), "groups_sql": groups.query}
+    params = {**spec.params(), "values": list(values), "skipped": list(skipped), "layers": list(layers), "groups_sql": groups.query}
     run_id, ids = record(store, "vectors", params, rec, summary)
     return _replace(res, run_id=run_id, vector_ids=np.array(ids).reshape(vecs.shape[:3]), plots=tuple(plots))
 

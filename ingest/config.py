@@ -273,8 +273,17 @@ class IngestConfig:
         return from_mapping({**read_toml(path), **{k: v for k, v in overrides.items() if v is not None}})
 
 
+#: TOML keys are the flags' names (``language``, ``max-new-tokens``; ``max_new_tokens`` works too); these
+#: flags name a field of another spelling. A list flag also takes a comma string, as on the command line.
+FLAG_KEYS = {"column": "columns", "language": "languages", "value": "values", "intrinsic": "include_intrinsic",
+             "site": "sites", "pool": "pools", "weight": "weights", "threshold": "import_threshold",
+             "path": "import_path", "import": "import_path"}
+_LIST_FIELDS = ("languages", "values", "sites", "pools", "weights")
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML config file flattened to ``{field: value}`` (tables only group keys)."""
+    """A TOML config file flattened to ``{field: value}`` (tables only group keys); keys are the flag
+    names (see :data:`FLAG_KEYS`)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -288,13 +297,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             flat.update(value)
         else:
             flat[key] = value
-    if "import" in flat:  # `path` is the natural key inside [import]
-        flat["import_path"] = flat.pop("import")
-    if "path" in flat:
-        flat["import_path"] = flat.pop("path")
-    if "threshold" in flat:
-        flat["import_threshold"] = flat.pop("threshold")
-    return flat
+    out: dict[str, Any] = {}
+    for key, value in flat.items():  # `path` is the natural key inside [import]
+        name = key.replace("-", "_")
+        name = FLAG_KEYS.get(name, name)
+        if name in _LIST_FIELDS and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out[name] = value
+    return out
 
 
 def from_mapping(data: Mapping[str, Any]) -> IngestConfig:

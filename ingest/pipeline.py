@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import actstore
-from actstore.errors import InputError, SchemaMismatchError, UsageError
+from actstore.errors import InputError, SchemaMismatchError, StoreNotFoundError, UsageError
 from ingest.config import IngestConfig, parse_judge
 from ingest.progress import Progress
 from ingest.prompts import Prompt, build_prompts, load_queries
@@ -487,10 +487,11 @@ def generate(config: IngestConfig) -> Report:
     return rep
 
 
-def _no_store(config: IngestConfig, stage: str, makers: str) -> UsageError:
+def _no_store(config: IngestConfig, stage: str, makers: str) -> StoreNotFoundError:
+    # a missing store is not a usage error (exit 1, as everywhere else)
     if config.shard is None:
-        return UsageError(f"no store at {config.store}; create it with {makers}")
-    return UsageError(f"no part at {config.target}; a sharded {stage} works on the part that {makers} with "
+        return StoreNotFoundError(f"no store at {config.store}; create it with {makers}")
+    return StoreNotFoundError(f"no part at {config.target}; a sharded {stage} works on the part that {makers} with "
                       f"--shard {config.shard} wrote: run that first (or {stage} {config.store} without a shard)")
 
 

@@ -59,18 +59,23 @@ def analyze() -> None:
 @click.option("--language", default=None, help="Use only records in this language.")
 @click.option("--value", "values", multiple=True, help="A value to extract (repeatable); default: all labelled.")
 @click.option("--min-count", default=5, show_default=True, help="Fewest responses a group may have.")
+@click.option("--condition", type=click.Choice(["intrinsic", "prompted", "both"]), default=None,
+              help="Conditions to extract (exp-unexp).  [default: those the labelled records have]")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
 @no_record
 @max_rows
-def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, no_record, max_rows):
+def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, condition, plot, no_record,
+            max_rows):
     """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`."""
     from analyses.run_vectors import VectorsSpec, run
 
     spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
-                       language=language, values=tuple(values) or None, min_count=min_count,
+                       language=language, values=tuple(values) or None, min_count=min_count, condition=condition,
                        record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
+    if res.note:
+        click.echo(res.note)
     _show(res.table(), max_rows, res.run_id, res.plots)
 
 
@@ -134,8 +139,9 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
 
 @analyze.command()
 @store_arg
-@click.option("--component", default="shared", show_default=True,
-              help="shared, diff_means, intrinsic_unique, prompted_unique, int_only, prompt_only.")
+@click.option("--component", default=None,
+              help="shared, diff_means, intrinsic_unique, prompted_unique, int_only, prompt_only.  "
+                   "[default: shared; diff_means in a store with one condition]")
 @click.option("--condition", default=None, help="For diff_means: intrinsic (default) or prompted.")
 @click.option("--layer", type=int, default=None, help="Layer to detail (default: the best-fitting one).")
 @click.option("--run", "run_id", type=int, default=None, help="Run holding the vectors (default: the latest).")
@@ -154,6 +160,8 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
                          human=human, n_perm=n_perm, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, spec)
+    if res.note:
+        click.echo(res.note)
     _show(res.table(), 200)
     how = "best-fitting layer; p not corrected for the choice" if res.chosen else "chosen layer"
     click.echo(f"\nlayer {res.layer} ({how}): R^2 = {res.fit.r2:.3f}, permutation p = {res.fit.p_value:.4f}, "

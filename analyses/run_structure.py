@@ -8,6 +8,10 @@ inter-value correlations from a Value Portrait survey file.
 
 Without ``layer`` the detail is given for the best-fitting layer; its p-value is then not
 corrected for having chosen the layer (the per-layer table shows every layer's).
+
+Without ``component``: the shared axes when the store has them; a store with one condition only
+(a Value Portrait import: intrinsic) cannot be decomposed, so there the ``diff_means`` vectors of its
+condition are used, and the result's ``note`` says so.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from ingest.values import VALUE_SLUGS
 
 @dataclass(frozen=True)
 class StructureSpec:
-    component: str = "shared"
-    condition: str | None = None  # for diff_means: intrinsic | prompted (default intrinsic)
+    component: str | None = None  # None: shared if the store has it, else diff_means (see the module doc)
+    condition: str | None = None  # for diff_means: intrinsic | prompted (default: intrinsic if stored)
     layer: int | None = None
     run_id: int | None = None  # the run holding the vectors; default: the latest holding the component
     language: str | None = None
@@ -38,8 +42,6 @@ class StructureSpec:
     plot: str | None = None
 
     def __post_init__(self) -> None:
-        if self.component == "diff_means" and self.condition is None:
-            object.__setattr__(self, "condition", "intrinsic")
         if self.condition not in (None, "intrinsic", "prompted"):
             raise InputError(f"bad --condition {self.condition!r}; use intrinsic or prompted")
         if int(self.n_perm) < 1:
@@ -60,6 +62,9 @@ class StructureResult:
     chosen: bool  # True when the layer was picked as the best fit
     run_id: int | None = None
     plot: Path | None = None
+    component: str = "shared"
+    condition: str | None = None
+    note: str | None = None  # how the component was chosen, when the spec left it open
 
     def table(self):
         import pandas as pd
@@ -79,7 +84,33 @@ def _source(store: Store, spec: StructureSpec) -> int:
     raise InputError(f"no stored {spec.component!r} vectors; run 'actstore analyze vectors' and 'decompose' first")
 
 
+def _has(store: Store, component: str, run_id: int | None, condition: str | None = None) -> bool:
+    where, params = "component = ?", [component]
+    if run_id is not None:
+        where, params = where + " AND run_id = ?", params + [int(run_id)]
+    if condition is not None:
+        where, params = where + " AND condition = ?", params + [condition]
+    return bool(store.sql(f"SELECT count(*) FROM vectors WHERE {where}", params).fetchall()[0][0])
+
+
+def resolve(store: Store, spec: StructureSpec) -> tuple[StructureSpec, str | None]:
+    """Fill in the component (and the condition of diff_means) the spec leaves open; -> (spec, note)."""
+    if spec.component is None:
+        if _has(store, "shared", spec.run_id) or not _has(store, "diff_means", spec.run_id):
+            return replace(spec, component="shared"), None
+        spec = replace(spec, component="diff_means")
+        cond = spec.condition or ("intrinsic" if _has(store, "diff_means", spec.run_id, "intrinsic") else "prompted")
+        note = (f"no shared axes in this store (decompose needs both conditions): using the {cond} diff_means "
+                "vectors; choose with --component")
+        return replace(spec, condition=cond), note
+    if spec.component == "diff_means" and spec.condition is None:
+        return replace(spec, condition="intrinsic"), None
+    return spec, None
+
+
 def run(store: Store, spec: StructureSpec) -> StructureResult:
+    spec, note = resolve(store, spec)
+    assert spec.component is not None
     src = _source(store, spec)
     where, params = "run_id = ? AND component = ?", [src, spec.component]
     if spec.condition is not None:
@@ -120,7 +151,8 @@ def run(store: Store, spec: StructureSpec) -> StructureResult:
 
         plot = plot_circumplex(fits[layer].aligned, fits[layer].target, spec.plot, values,
                                title=f"{spec.component} vectors, layer {layer}: R^2 = {fits[layer].r2:.2f}")
-    res = StructureResult(src, layer, values, per_layer, fits[layer], cos, theory, human, n_part, chosen, plot=plot)
+    res = StructureResult(src, layer, values, per_layer, fits[layer], cos, theory, human, n_part, chosen, plot=plot,
+                          component=spec.component, condition=spec.condition, note=note)
     if not spec.record:
         return res
     summary = {"layer": layer, "r2": fits[layer].r2, "p_value": fits[layer].p_value,

@@ -87,10 +87,10 @@ class _Checked:
 
 
 def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool) -> _Checked:
-    from ingest.models import model_shapes
+    from ingest.models import canonical_name, model_shapes
 
-    name = _model_name(config, state)
-    shapes = model_shapes(name, trust_remote_code=config.trust_remote_code)
+    name = canonical_name(_model_name(config, state))
+    shapes = model_shapes(name, trust_remote_code=config.trust_remote_code, quiet=config.quiet)
     layers = config.check_shapes(shapes)
     dtype = config.model_dtype(shapes)
     have = state.model if state is not None else None
@@ -217,7 +217,12 @@ def _open_store(config: IngestConfig) -> Any:
 
 
 def _model_info(name: str, model: Any, shapes: Any) -> Any:
+    from ingest.models import gguf_info
+
     cfg = model.config.to_dict() if hasattr(model.config, "to_dict") else None
+    gguf = gguf_info(name)
+    if gguf is not None and cfg is not None:  # the file, its content hash and quantization type
+        cfg["gguf"] = gguf.to_dict()
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return actstore.ModelInfo(name=name, dtype=dtype, n_layers=shapes.n_layers, d_model=shapes.d_model,
                               d_mlp=shapes.d_mlp, vocab_size=shapes.vocab_size, family=shapes.family,
@@ -404,7 +409,7 @@ def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     return load_model(checked.model, dtype=config.dtype, device=config.device,
-                      trust_remote_code=config.trust_remote_code)
+                      trust_remote_code=config.trust_remote_code, quiet=config.quiet)
 
 
 def run(config: IngestConfig) -> Report:

@@ -44,17 +44,11 @@ class HFChatJudge:
     def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "auto", **kw: Any) -> HFChatJudge:
         """Load a judge by hub name or local path; ``kw`` as for the constructor."""
         try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from ingest.models import load_model
         except ImportError:
             raise ModelError("transformers is not installed; pip install 'actstore[models]'") from None
-        try:
-            tok = AutoTokenizer.from_pretrained(name_or_path)
-            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
-            model.to(device)  # type: ignore[arg-type]  # in place; transformers annotates .to oddly
-            model.eval()
-        except (OSError, ValueError) as e:  # not found / offline / unknown architecture
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ModelError(f"cannot load judge model {name_or_path!r}: {first}; pass a local model directory") from None
+        # The one loader of the project: local directories, hub names offline, .gguf files, shortcuts.
+        model, tok = load_model(name_or_path, dtype=dtype, device=device)
         kw.setdefault("judge_id", f"hf:{name_or_path}:{kw.get('mode', 'yesno')}")
         return cls(model, tok, **kw)
 

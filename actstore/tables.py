@@ -45,7 +45,7 @@ runs = _t("runs", C("run_id", I, primary_key=True), C("kind", V), C("params", J)
           C("status", V), C("started_at", TS), C("finished_at", TS), C("message", V))
 prompts = _t("prompts", C("prompt_id", V, primary_key=True), C("query_id", V), C("condition", V),
              C("target_value", V), C("language", V), C("template_id", V), C("system_text", V),
-             C("user_text", V), C("chat_text", V), C("source", V))
+             C("user_text", V), C("chat_text", V), C("source", V), C("effective_system", V))
 responses = _t("responses", C("response_id", V, primary_key=True), C("prompt_id", V), C("sample_idx", I),
                C("text", V), C("gen_params", J), C("seed", B), C("source", V), C("run_id", I))
 labels = _t("labels", C("response_id", V, primary_key=True), C("value", V, primary_key=True),

@@ -46,6 +46,11 @@ _model = _stack(
     click.option("--device", default=None, help="cpu, cuda, cuda:N, mps.  [default: cpu]"),
     click.option("--trust-remote-code", is_flag=True, default=None),
 )
+_intrinsic_system = click.option(
+    "--intrinsic-system", type=click.Choice(["default", "empty"]), default=None,
+    help="Intrinsic prompts: default = no system message (as the study; a chat template with a default "
+         "system prompt inserts it, recorded in prompts.effective_system), empty = an empty system message.  "
+         "[default: default]")
 _prompts = _stack(
     click.option("--prompts", default=None,
                  help="builtin | Value Portrait dir | JSONL/CSV/Parquet file | hf:NAME[:SPLIT].  [default: builtin]"),
@@ -56,6 +61,7 @@ _prompts = _stack(
     click.option("--templates-per-value", type=int, default=None, help="Prompted variants per query and value."),
     click.option("--intrinsic/--no-intrinsic", "include_intrinsic", default=None,
                  help="Also ask each query with no system prompt.  [default: on]"),
+    _intrinsic_system,
     click.option("--max-queries", type=int, default=None, help="Use the first N queries."),
     click.option("--prompt-seed", type=int, default=None, help="Seed of the template draw."),
 )
@@ -80,7 +86,8 @@ _shard = _stack(
 )
 _judge = _stack(
     click.option("--judge", default=None,
-                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon]"),
+                 help="lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL.  [default: lexicon for the "
+                      "value-world model or prompts; other models must name one]"),
 )
 _capture = _stack(
     click.option("--layers", default=None, help="all, 3, 0,4,8 or 10-16.  [default: all]"),
@@ -219,6 +226,7 @@ def capture(store: str, config_file: str | None, **flags: Any) -> None:
 @click.option("--overlong", type=click.Choice(["error", "skip", "truncate"]), default=None,
               help="A longer record: error (import nothing), skip it, or truncate its response to fit.  "
                    "[default: error]")
+@_intrinsic_system
 @_model
 @_capture
 @_shard

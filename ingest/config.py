@@ -68,12 +68,17 @@ class IngestConfig:
         ``hf:NAME[:SPLIT]``; ``columns``: ``FIELD=COLUMN`` pairs for tables (see ingest.prompts.loaders).
     languages / values: filters (None = all present / all ten); templates_per_value: prompted
         variants per (query, value); include_intrinsic; max_queries: keep the first N query ids.
+    intrinsic_system: how intrinsic prompts (and imported Value Portrait queries) are asked: ``default``
+        (no system message, as the study did; a chat template with a default system prompt inserts
+        it, and ingest says so once) or ``empty`` (an explicit empty system message).
     samples: responses per prompt; intrinsic_samples: responses per intrinsic prompt (default: samples;
         intrinsic answers follow the model's own uneven prior, so rare values need more samples to get
         enough responses that express them); max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
         generation.
     judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
-        ``hf:PATH`` | ``openai:URL#MODEL``.
+        ``hf:PATH`` | ``openai:URL#MODEL``. None (the default): ``lexicon`` for the value-world model or
+        the value world's prompts, else the stages that judge ask for one (``ingest.pipeline.with_judge``):
+        the value world's phrases say nothing about another model's answers.
     layers: ``all`` or e.g. ``"0,4,8"``, ``"10-16"``; sites: resid_post, mlp_act; per_token: store
         per-token arrays; pools: mean_response (float32), last_prompt (model dtype).
     weights: subset of :data:`WEIGHTS`; token_budget: padded tokens per forward batch;
@@ -102,6 +107,7 @@ class IngestConfig:
     values: tuple[str, ...] | None = None
     templates_per_value: int = 1
     include_intrinsic: bool = True
+    intrinsic_system: str = "default"
     max_queries: int | None = None
     prompt_seed: int = 0
     # generation
@@ -113,7 +119,7 @@ class IngestConfig:
     seed: int = 0
     batch_size: int = 16
     # judging
-    judge: str = "lexicon"
+    judge: str | None = None
     # capture
     layers: str = "all"
     sites: tuple[str, ...] = SITE_KINDS
@@ -201,7 +207,11 @@ class IngestConfig:
             raise UsageError(f"max_tokens must be an integer >= 2, got {self.max_tokens!r}")
         if self.codec not in CODECS:
             raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(CODECS)}")
-        parse_judge(self.judge)
+        if self.judge is not None:
+            parse_judge(self.judge)
+        if self.intrinsic_system not in ("default", "empty"):
+            raise UsageError(f"bad intrinsic_system {self.intrinsic_system!r}; use default (no system message: "
+                             "the chat template's default system prompt, if any) or empty (an empty system message)")
         if self.model is not None and not str(self.model).strip():
             raise UsageError("empty --model; pass a hub name or a local model directory")
 

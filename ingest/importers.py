@@ -2,8 +2,10 @@
 
 Value Portrait (``ingest.prompts.value_portrait``): each tagged response becomes
 
-* a prompt: its query asked with no system prompt, so condition ``intrinsic`` (the study's
-  definition: no value-priority system prompt), source ``value-portrait``;
+* a prompt: its query asked with no value-priority system prompt, so condition ``intrinsic`` (the
+  study's definition), source ``value-portrait``; with ``intrinsic_system`` ``default`` no system
+  message (a chat template's default system prompt then applies, recorded in ``effective_system``),
+  with ``empty`` an empty one, as for generated intrinsic prompts;
 * a response: ``response_id`` ``vp-<portrait_id>-<output id>``, ``sample_idx`` its position among
   the query's outputs, source ``imported:value-portrait``, no sampling parameters or seed;
 * one label per value with a rho: expressed when rho >= the threshold, score = rho, judge id
@@ -87,16 +89,18 @@ def model_context(model: Any) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
-def fit_to_context(tagged: Sequence[TaggedResponse], tokenizer: Any, max_tokens: int, rule: str) -> Fit:
+def fit_to_context(tagged: Sequence[TaggedResponse], tokenizer: Any, max_tokens: int, rule: str,
+                   intrinsic_system: str = "default") -> Fit:
     """Apply the overlong ``rule`` (error | skip | truncate) to records longer than ``max_tokens``
-    (prompt as the chat template renders it + response); see the module docstring."""
+    (prompt as the chat template renders it + response; ``intrinsic_system`` as the import asks
+    it); see the module docstring."""
     from ingest.tokenize import tokenize_prompt
 
     fit = Fit(rule, max_tokens, len(tagged))
     prompt_len: dict[str, int] = {}
     over: list[tuple[TaggedResponse, int, list[int]]] = []
     for t in tagged:
-        p = Prompt.make(t.query, "intrinsic")
+        p = Prompt.make(t.query, "intrinsic", intrinsic_system=intrinsic_system)
         if p.prompt_id not in prompt_len:
             prompt_len[p.prompt_id] = tokenize_prompt(tokenizer, p.messages()).prompt_len
         ids = list(tokenizer(t.response, add_special_tokens=False)["input_ids"])
@@ -131,7 +135,7 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
     sample: list[int] = []
     seen: dict[str, int] = {}
     for t in tagged:
-        p = Prompt.make(t.query, "intrinsic")
+        p = Prompt.make(t.query, "intrinsic", intrinsic_system=config.intrinsic_system)
         prompts.setdefault(p.prompt_id, p)
         prompt_of.append(p.prompt_id)
         sample.append(seen.get(p.prompt_id, 0))
@@ -146,7 +150,8 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
         prompts = {pid: p for pid, p in prompts.items() if pid in asked}
     have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
     new = [p for p in prompts.values() if p.prompt_id not in have]
-    n_prompts = store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
+    n_prompts = store.insert("prompts", prompt_rows(new, tokenizer, quiet=config.quiet),
+                             on_conflict="ignore") if new else 0
     n = len(tagged)
     texts, gen = [t.response for t in tagged], [None] * n
     for i, t in enumerate(tagged):

@@ -136,7 +136,8 @@ def prompt_set(config: IngestConfig) -> list[Prompt]:
         queries = [q for q in queries if q.query_id in chosen]
     prompts = build_prompts(queries, list(config.values) if config.values else None,
                             list(config.languages) if config.languages else None,
-                            config.templates_per_value, config.prompt_seed, config.include_intrinsic)
+                            config.templates_per_value, config.prompt_seed, config.include_intrinsic,
+                            intrinsic_system=config.intrinsic_system)
     if not prompts:
         raise InputError(f"{config.prompts}: the prompt set is empty; check --language, --value and the file")
     return prompts
@@ -152,13 +153,34 @@ def _valueworld_prompts(config: IngestConfig) -> list[Prompt]:
         queries = [q for q in queries if q.query_id in ids]
     return build_prompts(queries, list(config.values) if config.values else None,
                          list(config.languages) if config.languages else None, config.templates_per_value,
-                         config.prompt_seed, config.include_intrinsic, templates=valueworld_templates())
+                         config.prompt_seed, config.include_intrinsic, templates=valueworld_templates(),
+                         intrinsic_system=config.intrinsic_system)
+
+
+def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
+    """``config`` with its judge chosen: the one given, else ``lexicon`` when the model (a name or a
+    store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else an
+    error: the lexicon's phrases are the value world's, and on another model's answers they would
+    label by chance."""
+    from ingest.models import is_valueworld_model
+
+    if config.judge is not None:
+        return config
+    info = model if model is not None and not isinstance(model, str) else None
+    if config.prompts == "valueworld" or is_valueworld_model(model if isinstance(model, str) else None, info):
+        return config.with_overrides(judge="lexicon")
+    name = getattr(model, "name", model) or "this model"
+    raise UsageError(f"no --judge for {name}: the default judge (lexicon) knows only the value world's phrases and "
+                     "would label a real model's answers by chance; pass --judge hf:MODEL_PATH, openai:URL#MODEL or "
+                     "lexicon:PHRASES.json")
 
 
 def make_judge(config: IngestConfig) -> Any:
     """The judge a ``--judge`` spec names (files are read here, models loaded here)."""
     from ingest.judges import HFChatJudge, JudgeItem, OpenAIJudge
 
+    if config.judge is None:
+        raise UsageError("no judge; pass --judge lexicon | lexicon:PHRASES.json | hf:MODEL_PATH | openai:URL#MODEL")
     spec = parse_judge(config.judge)
     target = spec.target or ""
     if spec.kind == "lexicon":
@@ -242,23 +264,28 @@ def _set_model(store: Any, checked: _Checked, model: Any, tokenizer: Any) -> Non
 
 # -- stages ------------------------------------------------------------------------------------
 
-def prompt_rows(prompts: Sequence[Prompt], tokenizer: Any) -> dict[str, list]:
-    """Rows of the ``prompts`` table, ``chat_text`` rendered by the tokenizer's chat template."""
-    from ingest.tokenize import render_prompt
+def prompt_rows(prompts: Sequence[Prompt], tokenizer: Any, *, quiet: bool = False) -> dict[str, list]:
+    """Rows of the ``prompts`` table, ``chat_text`` rendered by the tokenizer's chat template and
+    ``effective_system`` the system text the model sees (the template's default system prompt for a
+    prompt without a system message, if the template has one; said once on stderr)."""
+    from ingest.tokenize import effective_system, render_prompt, warn_default_system
 
+    warn_default_system(tokenizer, sum(p.system is None for p in prompts), quiet=quiet)
     return {"prompt_id": [p.prompt_id for p in prompts], "query_id": [p.query_id for p in prompts],
             "condition": [p.condition for p in prompts], "target_value": [p.target_value for p in prompts],
             "language": [p.language for p in prompts], "template_id": [p.template_id for p in prompts],
             "system_text": [p.system for p in prompts], "user_text": [p.user for p in prompts],
             "chat_text": [render_prompt(tokenizer, p.messages()) for p in prompts],
-            "source": [p.source for p in prompts]}
+            "source": [p.source for p in prompts],
+            "effective_system": [effective_system(tokenizer, p.messages()) for p in prompts]}
 
 
 def _write_prompts(store: Any, prompts: Sequence[Prompt], tokenizer: Any, config: IngestConfig) -> int:
     with _stage(store, "prompts", config):
         have = set(store.sql("SELECT prompt_id FROM prompts").fetchnumpy()["prompt_id"].tolist())
         new = [p for p in prompts if p.prompt_id not in have]
-        return store.insert("prompts", prompt_rows(new, tokenizer), on_conflict="ignore") if new else 0
+        return store.insert("prompts", prompt_rows(new, tokenizer, quiet=config.quiet),
+                            on_conflict="ignore") if new else 0
 
 
 def _n_samples(prompt: Prompt, config: IngestConfig) -> int:
@@ -418,6 +445,7 @@ def run(config: IngestConfig) -> Report:
     checked = _check_model(config, state, capture=True)
     prompts = prompt_set(config)
     units = generation_units(prompts, config)
+    config = with_judge(config, checked.model)
     judge = make_judge(config)
     model, tokenizer = _load(config, checked)
     rep = Report(config.target)
@@ -455,8 +483,10 @@ def _no_store(config: IngestConfig, stage: str, makers: str) -> UsageError:
 def label(config: IngestConfig) -> Report:
     """Judge every response that lacks a label of this judge for the config's values (with a shard:
     those of its part)."""
-    if _peek(config.target) is None:
+    state = _peek(config.target)
+    if state is None:
         raise _no_store(config, "label", "'actstore ingest run' or 'generate'")
+    config = with_judge(config, config.model or state.model)
     judge = make_judge(config)
     rep = Report(config.target)
     with _open_store(config) as store:
@@ -496,7 +526,7 @@ def import_(config: IngestConfig) -> Report:
     model, tokenizer = _load(config, checked)
     # Records longer than the model reads: the --overlong rule, decided before the store opens.
     limit = config.max_tokens or model_context(model)
-    fit = fit_to_context(tagged, tokenizer, limit, config.overlong) if limit else None
+    fit = fit_to_context(tagged, tokenizer, limit, config.overlong, config.intrinsic_system) if limit else None
     rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
@@ -510,4 +540,4 @@ def import_(config: IngestConfig) -> Report:
 
 
 __all__ = ["Report", "capture", "generate", "generation_units", "import_", "label", "make_judge", "prompt_set",
-           "run"]
+           "run", "with_judge"]

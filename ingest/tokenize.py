@@ -20,7 +20,14 @@ Roles (:data:`ROLES`, stored as ``int8`` codes into it):
   rendered prompt) overlaps the content of a system / user message; a token overlapping both goes to
   the one it covers more of.
 * ``template``: every other prompt token: BOS, turn markers, role headers, separators, and any text
-  the template adds (dates, default system prompts).
+  the template adds (dates, tool preambles).
+
+**Default system prompts.** Many chat templates write a system prompt of their own when the messages
+have none (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"; Qwen2.5:
+"You are Qwen, created by Alibaba Cloud. You are a helpful assistant."). :func:`default_system_text`
+finds it by rendering the template with and without a system message; when a prompt has no system
+message, those characters are tagged ``system`` (the model reads them as one), and
+:func:`effective_system` says what system text the model saw.
 
 Tokenizers without a chat template (GPT-2 style) use :data:`PLAIN_FORMAT`.
 """
@@ -88,6 +95,84 @@ def check_messages(messages: Sequence[Mapping[str, str]]) -> list[tuple[str, str
 
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
+
+
+_DEFAULTS: dict[tuple[Any, ...], tuple[int, str] | None] = {}
+
+
+def _template_key(tokenizer: Any) -> tuple[Any, ...]:
+    return (str(getattr(tokenizer, "chat_template", "")), getattr(tokenizer, "bos_token", None),
+            getattr(tokenizer, "eos_token", None))
+
+
+def _default_system(tokenizer: Any) -> tuple[int, str] | None:
+    """(character offset, text) of the system prompt the template writes when the messages have none.
+
+    Rendered once per template: the chat with a user sentinel alone (``R0``) and with a system
+    sentinel before it (``R1 = a + S + b``). If ``R0 = a + X + b`` for a non-empty ``X``, then ``X``
+    is the default system text and sits at offset ``len(a)`` (the prefix before any user content
+    does not depend on it). Templates that reject a system message, or render the two chats with
+    different structure, have no default by this test.
+    """
+    if not has_chat_template(tokenizer):
+        return None
+    key = _template_key(tokenizer)
+    if key in _DEFAULTS:
+        return _DEFAULTS[key]
+    found: tuple[int, str] | None = None
+    user, system = _SENTINEL.format(0), _SENTINEL.format(1)
+    try:
+        r0 = _apply_template(tokenizer, [("user", user)])
+        r1 = _apply_template(tokenizer, [("system", system), ("user", user)])
+    except (InputError, ModelError):
+        r0 = r1 = ""
+    if r1.count(system) == 1:
+        a, b = r1.split(system)
+        if len(r0) > len(a) + len(b) and r0.startswith(a) and r0.endswith(b):
+            text = r0[len(a):len(r0) - len(b)]
+            if text.strip() and user not in text:
+                found = (len(a), text)
+    _DEFAULTS[key] = found
+    return found
+
+
+def default_system_text(tokenizer: Any) -> str | None:
+    """The system prompt the chat template inserts when the messages have none (None: it inserts
+    none, or the tokenizer has no chat template)."""
+    found = _default_system(tokenizer)
+    return found[1] if found is not None else None
+
+
+def effective_system(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str | None:
+    """The system text the model sees for ``messages``: the system message's content if there is one
+    (``""`` for an explicit empty one), else the template's default, else None."""
+    for role, content in check_messages(messages):
+        if role == "system":
+            return content
+    return default_system_text(tokenizer)
+
+
+_WARNED: set[tuple[Any, ...]] = set()
+
+
+def warn_default_system(tokenizer: Any, prompts_without_system: int, what: str = "intrinsic prompts",
+                        *, quiet: bool = False) -> bool:
+    """Say once per template and process, on stderr, that prompts without a system message get the
+    template's default system prompt. Returns whether the template has one."""
+    text = default_system_text(tokenizer)
+    if text is None or prompts_without_system <= 0:
+        return text is not None
+    key = _template_key(tokenizer)
+    if key not in _WARNED and not quiet:
+        _WARNED.add(key)
+        import sys
+
+        short = text if len(text) <= 90 else text[:87] + "..."
+        print(f"warning: this model's chat template inserts a default system prompt when none is given "
+              f"({short!r}); {prompts_without_system} {what} get it (recorded as prompts.effective_system, "
+              "its tokens tagged system); pass --intrinsic-system empty to send an empty system message instead",
+              file=sys.stderr, flush=True)
+    return True
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
@@ -179,7 +264,13 @@ def _render(tokenizer: Any, msgs: list[tuple[str, str]]) -> tuple[str, list[Span
     real = _apply_template(tokenizer, msgs)
     sentinels = [_SENTINEL.format(i) for i in range(len(msgs))]
     ghost = _apply_template(tokenizer, [(role, s) for (role, _), s in zip(msgs, sentinels)])
-    return real, _locate_contents(real, ghost, msgs, sentinels)
+    spans = _locate_contents(real, ghost, msgs, sentinels)
+    default = _default_system(tokenizer) if all(role != "system" for role, _ in msgs) else None
+    if default is not None:  # the template's own system prompt: the model reads it as one
+        at, text = default
+        if real.startswith(text, at) or (at := real.find(text)) >= 0:
+            spans.insert(0, (at, at + len(text), SYSTEM))
+    return real, spans
 
 
 def _apply_template(tokenizer: Any, msgs: list[tuple[str, str]]) -> str:

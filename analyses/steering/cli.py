@@ -63,7 +63,7 @@ def steer() -> None:
     """Steer the store's model with its vectors and neurons, and evaluate what it does.
 
     \b
-    actstore steer STORE --model M --vectors "value='tradition' AND component='shared'" --alphas 4,8
+    actstore steer STORE --vectors "value='tradition' AND component='shared'" --judge hf:JUDGE_DIR
     actstore steer report STORE [--sweep ID] [--plot out.png]
     actstore steer export STORE --vectors 12,13 --format gguf --out v.gguf
     actstore steer import STORE v.gguf
@@ -72,10 +72,13 @@ def steer() -> None:
 
 @steer.command("run")
 @store_arg
-@click.option("--model", required=True, help="Model name or local path (the one the store was made with).")
+@click.option("--model", default=None,
+              help="Model name, directory or .gguf file (the one the store was made with).  [default: the store's]")
 @click.option("--vectors", default=None, help="Vector ids (3,4), a WHERE clause on vectors, or a SELECT of vector_id.")
 @click.option("--layers", default=None, help="Layers to add at (0,4,8 or 10-16); default: each vector at its own layer.")
-@click.option("--alphas", default="4,8", show_default=True, help="Strengths; 0 is the baseline, always run.")
+@click.option("--alphas", default=None,
+              help="Strengths; 0 is the baseline, always run.  [default: 0.5,1 in relative mode, i.e. half and once the "
+                   "layer's mean residual norm measured from the store; absolute mode needs them given]")
 @click.option("--alpha-mode", type=click.Choice(["relative", "absolute"]), default="relative", show_default=True,
               help="relative: alpha x mean residual norm at the layer x unit vector; absolute: alpha x vector.")
 @click.option("--ablate", is_flag=True, help="Also project each vector's direction out (directional ablation).")
@@ -85,14 +88,20 @@ def steer() -> None:
 @click.option("--neuron-mode", type=click.Choice(["scale", "zero", "mean"]), default="scale", show_default=True)
 @click.option("--positions", type=click.Choice(["all", "generated"]), default="all", show_default=True,
               help="Act on every token, or only on generated ones.")
-@click.option("--prompts", default="builtin", show_default=True,
-              help="Expression prompts: builtin | valueworld | store | store:WHERE | FILE (.jsonl/.txt).")
+@click.option("--prompts", default=None,
+              help="Expression prompts: heldout (built-in queries the store was not made from) | builtin | valueworld "
+                   "| store | store:WHERE | FILE (.jsonl/.txt).  [default: valueworld for the value-world model, "
+                   "else heldout]")
+@click.option("--intrinsic-system", type=click.Choice(["default", "empty"]), default="default", show_default=True,
+              help="Prompts without a system prompt: default = none (a chat template may insert its default system "
+                   "prompt), empty = an empty system message.")
 @click.option("--language", default="en", show_default=True, help="Language of builtin/valueworld prompts.")
 @click.option("--samples", default=1, show_default=True, help="Answers per expression prompt (needs --temperature > 0 if > 1).")
 @click.option("--eval", "evals", default="expression,diversity", show_default=True,
               help="Comma list: expression, diversity, questionnaire, mcq, jailbreak, instructions.")
-@click.option("--judge", default="valueworld", show_default=True,
-              help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | hf:PATH | openai:URL#MODEL.")
+@click.option("--judge", default=None,
+              help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | hf:PATH | openai:URL#MODEL.  "
+                   "[default: valueworld for the value-world model; other models must name one to judge expression]")
 @click.option("--harmful", default="builtin", show_default=True,
               help="Jailbreak requests: builtin | valueworld | valueworld-heldout | advbench:PATH | harmbench:PATH.")
 @click.option("--mcq", default="builtin", show_default=True, help="builtin, or an MMLU-layout file/directory.")
@@ -107,21 +116,22 @@ def steer() -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG: metric vs alpha per vector kind.")
 def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_layers, neurons, betas, neuron_mode,
-            positions, prompts, language, samples, evals, judge, harmful, mcq, questionnaire, limit, max_new_tokens,
-            temperature, batch_size, seed, dtype, device, plot):
+            positions, prompts, intrinsic_system, language, samples, evals, judge, harmful, mcq, questionnaire, limit,
+            max_new_tokens, temperature, batch_size, seed, dtype, device, plot):
     """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples."""
     from analyses.steering.generate import GenConfig
     from analyses.steering.report import report
     from analyses.steering.spec import SweepSpec
     from analyses.steering.sweep import run_sweep
 
-    spec = SweepSpec(model=model, vectors=_vectors(vectors), layers=_layers(layers), alphas=_floats(alphas),
+    spec = SweepSpec(model=model, vectors=_vectors(vectors), layers=_layers(layers),
+                     alphas=_floats(alphas) if alphas is not None else None,
                      alpha_mode=alpha_mode, ablate=ablate, ablate_layers=_layers(ablate_layers) if ablate_layers else None,
                      neurons=neurons, betas=_floats(betas), neuron_mode=neuron_mode, positions=positions,
                      prompts=prompts, language=language, samples=samples, evals=tuple(evals.split(",")), judge=judge,
                      harmful=harmful, mcq=mcq, questionnaire=questionnaire, limit=limit,
                      gen=GenConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                                   seed=seed), dtype=dtype, device=device)
+                                   seed=seed), dtype=dtype, device=device, intrinsic_system=intrinsic_system)
     with _open(store) as st:
         res = run_sweep(st, spec, progress=lambda m: click.echo(m, err=True))
         rep = report(st, res.sweep_id, plot)

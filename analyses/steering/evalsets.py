@@ -47,7 +47,8 @@ class EvalItem:
     payload: Any = None  # the Question / Instruction / Item behind it
 
     def chat(self) -> list[dict[str, str]]:
-        return ([{"role": "system", "content": self.system}] if self.system else []) + \
+        # None: no system message; "" is an explicit empty one (see SweepSpec.intrinsic_system).
+        return ([{"role": "system", "content": self.system}] if self.system is not None else []) + \
             [{"role": "user", "content": self.user}]
 
 
@@ -62,6 +63,13 @@ class EvalSet:
     samples: int = 1
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def with_empty_system(ev: EvalSet) -> EvalSet:
+    """``ev`` with an explicit empty system message on every item that has none."""
+    from dataclasses import replace
+
+    return replace(ev, items=tuple(replace(i, system="") if i.system is None else i for i in ev.items))
 
 
 def check_evals(names: Sequence[str]) -> tuple[str, ...]:
@@ -79,15 +87,26 @@ def check_evals(names: Sequence[str]) -> tuple[str, ...]:
 
 def load_prompts(spec: str, store: Store | None = None, limit: int | None = None,
                  language: str | None = "en") -> list[EvalItem]:
-    """The expression prompts. ``builtin`` (the project's queries), ``valueworld`` (the value world's
-    held-out questions, no system prompt), ``store`` (the store's intrinsic prompts), ``store:WHERE``
-    (a WHERE clause on ``prompts``), or a path (``.jsonl`` with ``user``/``text`` and optional
-    ``system``, or ``.txt`` with one query per line)."""
+    """The expression prompts. ``builtin`` (the project's queries), ``heldout`` (the project's
+    queries that the store's prompts do not contain, by query id and by text: not the prompts its
+    vectors were extracted from), ``valueworld`` (the value world's held-out questions, no system
+    prompt), ``store`` (the store's intrinsic prompts), ``store:WHERE`` (a WHERE clause on
+    ``prompts``), or a path (``.jsonl`` with ``user``/``text`` and optional ``system``, or ``.txt``
+    with one query per line)."""
     items: list[EvalItem]
-    if spec == "builtin":
+    if spec in ("builtin", "heldout"):
         from ingest.prompts.loaders import load_builtin_queries
 
         items = [EvalItem(q.query_id, q.text) for q in load_builtin_queries([language or "en"])]
+        if spec == "heldout":
+            if store is None:
+                raise InputError("--prompts heldout needs a store (its prompts are what is held out)")
+            used = store.sql("SELECT query_id, user_text FROM prompts").fetchall()
+            ids, texts = {str(q) for q, _ in used}, {str(t).strip() for _, t in used}
+            items = [i for i in items if i.item_id not in ids and i.user.strip() not in texts]
+            if not items:
+                raise InputError(f"the store was made from every built-in query in {language or 'en'!r}, so none is "
+                                 "held out for steering; pass --prompts FILE with other queries (or --prompts builtin)")
     elif spec == "valueworld":
         from ingest.valueworld.corpus import eval_prompts
 

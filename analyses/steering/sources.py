@@ -173,3 +173,58 @@ def mean_resid_norm(store: Store, layer: int, max_rows: int = 50_000) -> tuple[f
             return total / n, pool
     raise InputError(f"the store has no resid_post arrays at layer {layer} to measure the residual norm; "
                      "use --alpha-mode absolute, or steer at a stored layer")
+
+
+# --- defaults that fit the store's model ------------------------------------------------------------
+
+#: Relative strengths (x the layer's mean residual norm, measured from the store) when --alphas is not
+#: given. The value world's answers move at 0.4-1 and break above (its demo and tests); a real model's
+#: residual norm is measured the same way, so the same fractions are a sane first grid for it.
+DEFAULT_ALPHAS: tuple[float, ...] = (0.5, 1.0)
+
+
+def is_valueworld_store(store: Store) -> bool:
+    """Does the store hold the project's value-world model (the only one its judge and prompts fit)?"""
+    from ingest.models import is_valueworld_model
+
+    return store.model is not None and is_valueworld_model(None, store.model)
+
+
+def resolve_spec(store: Store, spec):  # -> SweepSpec (import cycle: spec imports evalsets)
+    """``spec`` with what was left ``None`` chosen for the store's model.
+
+    * model: the one the store recorded.
+    * alphas: :data:`DEFAULT_ALPHAS` in relative mode; absolute strengths depend on the vectors' own
+      scale, so absolute mode needs them given.
+    * prompts: ``valueworld`` (its held-out questions) for the value-world model; otherwise
+      ``heldout``: the built-in queries the store was not made from, so that steering is never
+      measured on the prompts its vectors were extracted from.
+    * judge: ``valueworld`` for the value-world model. Other models need one given when the sweep
+      judges expression (left None otherwise): the value world's phrases say nothing about their answers.
+    """
+    from dataclasses import replace
+
+    vw = is_valueworld_store(store)
+    changes: dict = {}
+    if spec.model is None:
+        if store.model is None:
+            raise InputError("no --model and the store records none; pass --model NAME_OR_PATH")
+        changes["model"] = store.model.name
+    if spec.alphas is None:
+        if spec.alpha_mode == "absolute":
+            raise InputError("absolute alphas depend on the vectors' own scale; pass --alphas (or use "
+                             "--alpha-mode relative)")
+        changes["alphas"] = DEFAULT_ALPHAS
+    if spec.prompts is None:
+        changes["prompts"] = "valueworld" if vw else "heldout"
+    if spec.judge is None and vw:
+        changes["judge"] = "valueworld"
+    return replace(spec, **changes) if changes else spec
+
+
+def require_judge(spec) -> None:
+    """A sweep that judges expression must know its judge by now (see :func:`resolve_spec`)."""
+    if spec.judge is None and "expression" in spec.evals:
+        raise InputError(f"no --judge for {spec.model}: the default judge (valueworld) knows only the value world's "
+                         "phrases and would score a real model's answers by chance; pass --judge hf:MODEL_PATH, "
+                         "openai:URL#MODEL or lexicon:PHRASES.json")

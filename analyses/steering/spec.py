@@ -48,12 +48,17 @@ class SweepSpec:
       (``neuron_mode`` scale), or set to zero / their stored mean (one setting).
 
     Each setting answers every eval's items ``samples`` times (expression) or once (the others).
+
+    ``None`` for model, alphas, prompts or judge: chosen for the store's model when the sweep runs
+    (:func:`analyses.steering.sources.resolve_spec`). ``intrinsic_system``: items without a system
+    prompt are asked with none (``default``: a chat template may insert its default system prompt)
+    or with an empty one (``empty``), as in ingest.
     """
 
-    model: str
+    model: str | None = None
     vectors: str | tuple[int, ...] | None = None
     layers: tuple[int, ...] | None = None
-    alphas: tuple[float, ...] = (4.0, 8.0)
+    alphas: tuple[float, ...] | None = None
     alpha_mode: str = "relative"
     ablate: bool = False
     ablate_layers: tuple[int, ...] | None = None
@@ -61,11 +66,11 @@ class SweepSpec:
     betas: tuple[float, ...] = (0.0,)
     neuron_mode: str = "scale"
     positions: str = "all"
-    prompts: str = "builtin"
+    prompts: str | None = None
     language: str | None = "en"
     samples: int = 1
     evals: tuple[str, ...] = ("expression",)
-    judge: str = "valueworld"
+    judge: str | None = None
     harmful: str = "builtin"
     mcq: str = "builtin"
     questionnaire: str = "builtin"
@@ -73,13 +78,17 @@ class SweepSpec:
     gen: GenConfig = field(default_factory=GenConfig)
     dtype: str = "auto"
     device: str = "cpu"
+    intrinsic_system: str = "default"
 
     def __post_init__(self) -> None:
-        if not str(self.model).strip():
+        if self.model is not None and not str(self.model).strip():
             raise InputError("no model given; pass --model NAME_OR_PATH (the model the store was made with)")
+        if self.intrinsic_system not in ("default", "empty"):
+            raise InputError(f"bad intrinsic_system {self.intrinsic_system!r}; use default (no system message) or "
+                             "empty (an empty system message)")
         if isinstance(self.vectors, (list, tuple)):
             object.__setattr__(self, "vectors", tuple(int(v) for v in self.vectors))
-        object.__setattr__(self, "alphas", _floats(self.alphas, "alphas"))
+        object.__setattr__(self, "alphas", None if self.alphas is None else _floats(self.alphas, "alphas"))
         object.__setattr__(self, "betas", _floats(self.betas, "betas"))
         for name in ("layers", "ablate_layers"):
             val = getattr(self, name)
@@ -96,7 +105,8 @@ class SweepSpec:
         if self.samples > 1 and self.gen.temperature == 0:
             raise InputError(f"{self.samples} samples under greedy decoding would all be the same; "
                              "set a temperature > 0 or use 1 sample")
-        check_judge(self.judge)
+        if self.judge is not None:
+            check_judge(self.judge)
         if self.limit is not None and self.limit < 1:
             raise InputError(f"limit={self.limit}; use a positive number of items per eval")
         object.__setattr__(self, "evals", check_evals(self.evals))

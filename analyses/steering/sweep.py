@@ -30,6 +30,8 @@ from analyses.steering.sources import (
     StoredVector,
     mean_neuron_activations,
     mean_resid_norm,
+    require_judge,
+    resolve_spec,
     select_neurons,
     select_vectors,
 )
@@ -95,6 +97,7 @@ def _now() -> datetime:
 
 def plan(store: Store, spec: SweepSpec) -> tuple[str, list[Setting]]:
     """Resolve the spec against the store: (sweep id, settings). Reads only; raises on bad input."""
+    spec = resolve_spec(store, spec)
     vectors = select_vectors(store, spec.vectors) if spec.vectors is not None else []
     nset = select_neurons(store, spec.neurons) if spec.neurons is not None else None
     sweep_id = spec.sweep_id(tuple(v.vector_id for v in vectors), nset.set_id if nset else None)
@@ -167,11 +170,13 @@ def interventions_for(setting: Setting, spec: SweepSpec) -> list[Any]:
 
 
 def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
+    spec = resolve_spec(store, spec)
+    require_judge(spec)
     out: dict[str, es.EvalSet] = {}
     for name in spec.evals:
         if name in ("expression", "diversity") and "expression" not in out:
-            prompts = es.load_prompts(spec.prompts, store, spec.limit, spec.language)
-            out["expression"] = es.expression_set(prompts, spec.judge, spec.samples)
+            prompts = es.load_prompts(spec.prompts or "builtin", store, spec.limit, spec.language)
+            out["expression"] = es.expression_set(prompts, spec.judge or "valueworld", spec.samples)
         elif name == "questionnaire":
             out[name] = es.questionnaire_set(spec.limit, spec.questionnaire)
         elif name == "mcq":
@@ -180,6 +185,8 @@ def build_evals(store: Store, spec: SweepSpec) -> dict[str, es.EvalSet]:
             out[name] = es.jailbreak_set(spec.harmful, spec.limit, samples=spec.samples)
         elif name == "instructions":
             out[name] = es.instructions_set(spec.limit)
+    if spec.intrinsic_system == "empty":  # items with no system prompt get an explicit empty one
+        out = {k: es.with_empty_system(v) for k, v in out.items()}
     return out
 
 
@@ -215,6 +222,7 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
     """Run (or finish) a sweep and record it. ``model``/``tokenizer``: an already loaded pair to use
     instead of loading ``spec.model`` (tests, notebooks)."""
     say = progress or (lambda msg: None)
+    spec = resolve_spec(store, spec)
     sweep_id, settings = plan(store, spec)
     evals = build_evals(store, spec)
     names = [n for n in spec.evals]
@@ -231,6 +239,10 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)
+    from ingest.tokenize import warn_default_system
+
+    warn_default_system(tokenizer, sum(item.system is None for ev in evals.values() for item in ev.items),
+                        "steering prompts")
 
     with writable(store) as w:
         run_id = w.begin_run("steer", {"sweep_id": sweep_id, **spec.params()})

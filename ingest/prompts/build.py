@@ -51,6 +51,7 @@ def build_prompts(
     seed: int = 0,
     include_intrinsic: bool = True,
     templates: Sequence[Template] | None = None,
+    intrinsic_system: str = "default",
 ) -> list[Prompt]:
     """Build the prompt set. Order: queries as given; per query intrinsic first, then values in
     the order given, then templates in draw order.
@@ -58,6 +59,7 @@ def build_prompts(
     values: value names in any spelling ``parse_value`` accepts; default all ten.
     languages: keep only queries in these languages (default: every language present).
     templates: your own system prompts; default the built-in ones.
+    intrinsic_system: ``default`` (intrinsic prompts have no system message) or ``empty`` (an empty one).
     Raises :class:`InputError` on an empty set, an unknown value or language, or too few templates.
     """
     # A bare string would be iterated letter by letter; treat it as a one-item list.
@@ -106,7 +108,7 @@ def build_prompts(
             raise InputError(f"query id {q.query_id!r} appears twice in language {q.language!r}; make ids unique")
         seen.add((q.query_id, q.language))
         if include_intrinsic:
-            prompts.append(Prompt.make(q, "intrinsic"))
+            prompts.append(Prompt.make(q, "intrinsic", intrinsic_system=intrinsic_system))
         for v in slugs:
             if not templates_per_value:
                 break

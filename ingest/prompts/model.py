@@ -30,6 +30,18 @@ def stable_id(*parts: object, prefix: str = "", length: int = 16) -> str:
     return prefix + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+#: How an intrinsic prompt is asked: ``default`` sends no system message (as the study did; a chat
+#: template with a default system prompt then inserts it), ``empty`` sends an empty system message.
+INTRINSIC_SYSTEM: tuple[str, ...] = ("default", "empty")
+
+
+def check_intrinsic_system(choice: str) -> str:
+    if choice not in INTRINSIC_SYSTEM:
+        raise InputError(f"bad intrinsic_system {choice!r}; use default (no system message: the chat template's "
+                         "default system prompt, if any) or empty (an empty system message)")
+    return choice
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """One user query. ``query_id`` is shared by the translations of the same query."""
@@ -69,7 +81,9 @@ class Template:
 class Prompt:
     """A query asked under one condition.
 
-    ``intrinsic``: no system prompt, ``target_value``/``template_id`` are None.
+    ``intrinsic``: no value-priority system prompt, ``target_value``/``template_id`` are None;
+    ``system`` is None (no system message: a chat template with a default system prompt inserts
+    its own) or ``""`` (an explicit empty system message; see ``INTRINSIC_SYSTEM``).
     ``prompted``: ``system`` is a value-priority prompt for ``target_value``.
     """
 
@@ -86,9 +100,10 @@ class Prompt:
     def __post_init__(self) -> None:
         if self.condition not in CONDITIONS:
             raise InputError(f"unknown condition {self.condition!r}; use one of {', '.join(CONDITIONS)}")
-        if (self.condition == "intrinsic") != (self.system is None):
+        if (self.condition == "intrinsic") != (self.system is None or self.system == ""):
             raise InputError(
-                f"prompt {self.prompt_id!r}: an intrinsic prompt has no system prompt and a prompted one has one"
+                f"prompt {self.prompt_id!r}: an intrinsic prompt has no system prompt (or an empty one) and a "
+                "prompted one has one"
             )
         if self.condition == "prompted" and self.target_value is None:
             raise InputError(f"prompt {self.prompt_id!r}: a prompted prompt needs a target_value")
@@ -99,9 +114,16 @@ class Prompt:
         query: Query,
         condition: Condition,
         template: Template | None = None,
+        *,
+        intrinsic_system: str = "default",
     ) -> Prompt:
-        """Build a prompt whose id is a hash of everything that determines the model input."""
-        system = template.text if template is not None else None
+        """Build a prompt whose id is a hash of everything that determines the model input.
+
+        intrinsic_system: for an intrinsic prompt, ``default`` (no system message: the model's chat
+        template may insert its default system prompt) or ``empty`` (an empty system message).
+        """
+        check_intrinsic_system(intrinsic_system)
+        system = template.text if template is not None else ("" if intrinsic_system == "empty" else None)
         value = template.value if template is not None else None
         tid = template.template_id if template is not None else None
         pid = stable_id(query.source, query.query_id, query.language, query.text, condition, value, tid, system)

@@ -89,7 +89,7 @@ def store(built, tmp_path):
 
 
 def _spec(mdir, **kw):
-    base = {"model": str(mdir), "vectors": "layer = 1", "alphas": (0.0, 2.0), "prompts": "store",
+    base = {"model": str(mdir), "vectors": "layer = 1", "alphas": (0.0, 2.0), "prompts": "store", "judge": "valueworld",
             "evals": ("expression", "diversity"), "gen": GenConfig(max_new_tokens=4, batch_size=4)}
     return SweepSpec(**{**base, **kw})
 
@@ -181,7 +181,8 @@ def test_cli_runs_a_sweep_and_reports_it(store, tmp_path):
     path, mdir = store
     r = CliRunner().invoke(main, ["steer", str(path), "--model", str(mdir), "--vectors", "1,2", "--alphas", "0,3",
                                   "--eval", "expression,diversity,mcq,jailbreak,instructions,questionnaire",
-                                  "--limit", "2", "--max-new-tokens", "3", "--prompts", "store"], obj={})
+                                  "--limit", "2", "--max-new-tokens", "3", "--prompts", "store", "--judge", "valueworld"],
+                             obj={})
     assert r.exit_code == 0, r.output
     assert "sweep sw-" in r.output
     png = tmp_path / "r.png"

@@ -54,7 +54,7 @@ class DemoReport:
         for title, text in self.sections:
             lines += [f"## {title}", "", "```", text, "```", ""]
         if self.notes:
-            lines += ["## Not shown by this run", ""] + [f"- {n}" for n in self.notes] + [""]
+            lines += ["## Caveats, and what this run does not show", ""] + [f"- {n}" for n in self.notes] + [""]
         if self.plots:
             lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in self.plots] + [""]
         lines += ["## Numbers", "", "```json", json.dumps(self.numbers, indent=2, default=float), "```", ""]

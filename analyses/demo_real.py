@@ -148,8 +148,13 @@ def _template(st: Any, rep: Any, echo: Callable[[str], None]) -> None:
     cols = {r[0] for r in st.sql("SELECT column_name FROM information_schema.columns "
                                  "WHERE table_name = 'prompts'").fetchall()}
     if "effective_system" in cols:
-        eff = st.sql("SELECT DISTINCT effective_system FROM prompts WHERE condition = 'intrinsic'").fetchall()
-        rep.numbers["intrinsic_effective_system"] = [e[0] for e in eff]
+        eff = [e[0] for e in st.sql("SELECT DISTINCT effective_system FROM prompts "
+                                    "WHERE condition = 'intrinsic'").fetchall()]
+        rep.numbers["intrinsic_effective_system"] = eff
+        if any(eff):
+            rep.notes.append(f"'Intrinsic' here means no value-priority system prompt: the model's chat template then "
+                             f"adds its own default system prompt ({eff[0]!r}), which the model read in every "
+                             "intrinsic prompt, Value Portrait's included (prompts.effective_system).")
 
 
 def _answers(st: Any, rep: Any, echo: Callable[[str], None]) -> None:

@@ -37,7 +37,7 @@ def test_small_real_model_demo_reports_what_it_measured(tmp_path) -> None:
     assert report.startswith("# actstore demo on a real model: smollm2")
     for title in ("The intrinsic prompt as the chat template renders it", "Generated answers",
                   "System-prompt directions", "Circumplex fit of the value-specific system-prompt directions",
-                  "Diversity of the generated answers", "Not shown by this run", "steering"):
+                  "Diversity of the generated answers", "Caveats, and what this run does not show", "steering"):
         assert title in report, f"the report has no {title!r}"
     # SmolLM2's template writes its default system prompt when none is given: the report shows it.
     assert "You are a helpful AI assistant named SmolLM" in report

@@ -7,6 +7,12 @@ touches ``catalog.duckdb``. It holds ``.writer.lock``, works on ``catalog.wip.du
 it over ``catalog.duckdb``. A rename is atomic: a reader opens either the old or the new catalog,
 and one already open keeps its snapshot. After a crash the working copy is the truth (every
 transaction in it was durably committed) and the next writer publishes it on open.
+
+Why a sandbox: a reader's SQL is the user's, and DuckDB can write files (``COPY ... TO``,
+``EXPORT DATABASE``), attach and create databases, install and load extensions. A read-only open
+attaches its catalog, then turns all of that off with DuckDB's own settings and locks them
+(:func:`sandbox`), so no statement on a read-only store can change a file, in the store or
+anywhere else. Exports go through Python (``actstore sql --format ... --out FILE``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,8 @@ import pyarrow as pa
 
 from actstore import migrations
 from actstore.errors import (
+    ActstoreError,
+    CatalogDamagedError,
     FormatVersionError,
     NotAStoreError,
     QueryError,
@@ -65,6 +74,63 @@ def _attach(db_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: What a read-only connection is locked into, in order (see :func:`sandbox`).
+SANDBOX = (
+    "enable_external_access = false",  # no file or URL is opened by SQL: COPY, ATTACH, INSTALL, read_*
+    "autoinstall_known_extensions = false",
+    "autoload_known_extensions = false",
+    "allow_community_extensions = false",
+    "lock_configuration = true",  # no SET, RESET or PRAGMA can lift any of the above
+)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    """Lock a read-only connection: its SQL can no longer write, read or attach files, install
+    or load extensions, or change a setting (DuckDB's ``enable_external_access`` off, extension
+    autoloading off, then ``lock_configuration``). Files already attached stay readable.
+
+    A query bigger than memory still spills, into a private directory under the system's temp
+    directory that DuckDB makes on demand and removes when the connection closes (DuckDB's
+    default, ``.tmp`` in the working directory, could be inside the store).
+    """
+    spill = Path(tempfile.gettempdir()) / f"actstore-spill-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    con.execute(f"SET temp_directory = {_sql_str(str(spill))}")  # must precede the lock-down
+    for setting in SANDBOX:
+        con.execute(f"SET {setting}")
+
+
+#: Phrases of DuckDB errors that mean the database file itself is bad: a block whose checksum
+#: fails, a file cut short, a header that is not DuckDB's (what damaging and truncating catalogs at
+#: random positions produced; see tests/actstore/test_damage.py).
+_DAMAGE = ("corrupt database file", "could not read enough bytes", "not a valid duckdb database file")
+
+
+def _first(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def damage(err: BaseException, where: "str | Path | None" = None, root: Path | None = None,
+           file: str = CATALOG) -> CatalogDamagedError | None:
+    """The one-line error for a DuckDB error that means a damaged or truncated catalog, else None.
+
+    ``where`` names the store; ``root`` (a local store's directory) lets the line say whether a
+    crashed writer's working copy can restore it; ``file`` is the catalog file that failed.
+    """
+    if not isinstance(err, duckdb.Error):
+        return None
+    first = _first(err)
+    if not any(p in first.lower() for p in _DAMAGE):
+        return None
+    what = f"{where}: {file}" if where is not None else f"the store's {file}"
+    if root is not None and file != WIP and (root / WIP).exists():
+        fix = (f"a crashed writer's working copy {WIP} is there: open the store for writing "
+               "(rerun the ingest) to publish it again")
+    else:
+        fix = ("restore it from a copy of the store ('actstore publish' and 'actstore pull' make one) "
+               "or a backup, then check the store with 'actstore verify'")
+    return CatalogDamagedError(f"{what} is damaged or truncated ({first}); {fix}")
+
+
 def _check_version(con: duckdb.DuckDBPyConnection, where: "str | Path") -> int:
     have = migrations.current_version(con)
     if have == 0:
@@ -83,39 +149,68 @@ def open_reader(root: Path, cache_dir: Path | None = None) -> tuple[duckdb.DuckD
     db = root / CATALOG
     if not db.exists():
         raise NotAStoreError(f"{root} is not an actstore store (no {CATALOG}); create one with 'actstore ingest'")
-    return open_catalog_file(db, str(root), cache_dir)
+    return open_catalog_file(db, str(root), cache_dir, root=root)
 
 
-def open_catalog_file(db: Path, where: "str | Path",
-                      cache_dir: Path | None = None) -> tuple[duckdb.DuckDBPyConnection, Path]:
-    """Open a catalog file read-only (a store's, or a remote store's cached copy)."""
+def open_catalog_file(db: Path, where: "str | Path", cache_dir: Path | None = None,
+                      root: Path | None = None) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """Open a catalog file read-only and sandboxed (a store's, or a remote store's cached copy).
+
+    A truncated or damaged file raises :class:`CatalogDamagedError`, one line naming the fix.
+    """
+    opened: list[duckdb.DuckDBPyConnection] = []
     try:
         con = _attach(db, read_only=True)
-    except duckdb.Error as err:
-        raise NotAStoreError(f"{where}: {CATALOG} is not a DuckDB database ({str(err).splitlines()[0]})") from None
-    have = _check_version(con, where)
-    if have < migrations.latest_version():
-        # Never write to a store opened read-only: migrate a private copy for this session.
-        con.close()
-        tmp = Path(tempfile.mkdtemp(prefix="actstore-migrated-", dir=cache_dir))
-        copy = tmp / CATALOG
-        shutil.copyfile(db, copy)
-        con = _attach(copy, read_only=False)
+        opened.append(con)
+        if _check_version(con, where) < migrations.latest_version():
+            con.close()
+            con, db = _migrated_copy(db, cache_dir)
+            opened.append(con)
+        sandbox(con)
+    except (duckdb.Error, ActstoreError) as err:
+        for c in opened:
+            c.close()
+        bad = damage(err, where, root)
+        if bad is not None:
+            raise bad from None
+        if isinstance(err, duckdb.IOException):
+            raise NotAStoreError(f"{where}: {CATALOG} cannot be opened as a DuckDB database ({_first(err)})") from None
+        raise
+    return con, db
+
+
+def _migrated_copy(db: Path, cache_dir: Path | None) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """Never write to a store opened read-only: migrate a private copy for this session."""
+    tmp = Path(tempfile.mkdtemp(prefix="actstore-migrated-", dir=cache_dir))
+    copy = tmp / CATALOG
+    shutil.copyfile(db, copy)
+    con = _attach(copy, read_only=False)
+    try:
         migrations.apply(con)
         con.execute(f"USE memory; DETACH {ALIAS}")
         con.execute(f"ATTACH {_sql_str(str(copy))} AS {ALIAS} (READ_ONLY); USE {ALIAS}")
-        db = copy
-    return con, db
+    except BaseException:
+        con.close()
+        raise
+    return con, copy
 
 
 def writer_active(root: Path) -> bool:
     """Whether a writer holds the store now, or crashed leaving unpublished work behind."""
-    if (root / WIP).exists():
-        return True
+    return (root / WIP).exists() or writer_busy(root)
+
+
+def writer_busy(root: Path) -> bool:
+    """Whether a writer holds the store's lock now (this process's own writer counts too).
+
+    A probe that changes nothing: callers about to do expensive work before opening the store
+    for writing (loading a model) ask this first, so a conflict is reported in seconds.
+    """
     lock = root / LOCK
-    if not lock.exists():
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
         return False
-    fd = os.open(lock, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -123,6 +218,10 @@ def writer_active(root: Path) -> bool:
     finally:
         os.close(fd)  # closing drops the probe's lock, if it got it
     return False
+
+
+def busy_error(root: Path) -> WriterBusyError:
+    return WriterBusyError(f"another process is writing to {root}; wait for it to finish or open the store read-only")
 
 
 class WriterSession:
@@ -135,9 +234,7 @@ class WriterSession:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise WriterBusyError(
-                f"another process is writing to {root}; wait for it to finish or open the store read-only"
-            ) from None
+            raise busy_error(root) from None
         for stale in root.glob(CATALOG + ".tmp-*"):
             stale.unlink(missing_ok=True)  # a publish interrupted before its rename
         wip, published = root / WIP, root / CATALOG
@@ -153,13 +250,16 @@ class WriterSession:
             if published.exists() or self.recovered:
                 _check_version(self.con, root)
             migrations.apply(self.con)
-        except BaseException:
+        except BaseException as err:
             if hasattr(self, "con"):
                 self.con.close()
             if not self.recovered:  # the copy we just made: a refused open changes nothing
                 wip.unlink(missing_ok=True)
                 Path(str(wip) + ".wal").unlink(missing_ok=True)
             self._unlock()
+            bad = damage(err, root, root, WIP if self.recovered else CATALOG)
+            if bad is not None:
+                raise bad from None
             raise
         self.closed = False
 
@@ -220,14 +320,55 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, data: Any, on_conflict: s
     return tbl.num_rows
 
 
-def run_query(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
-    """A user's SQL, with DuckDB's errors turned into one clear line."""
+#: Phrases of DuckDB errors that mean the sandbox refused a statement (see :func:`sandbox`).
+_SANDBOXED = ("disabled by configuration", "disabled through configuration", "configuration has been locked",
+              "cannot change configuration option", "the file belongs to an attached database",
+              "unique file handle conflict")
+#: Statements that read or write files whatever their arguments: never allowed in the sandbox.
+_FILE_STATEMENTS = ("COPY", "EXPORT")
+
+
+def _file_statement(query: str) -> bool:
+    try:
+        return any(st.type.name in _FILE_STATEMENTS for st in duckdb.extract_statements(query))
+    except duckdb.Error:
+        return False
+
+
+EXPORT_HINT = ("to export a result use 'actstore sql STORE QUERY --format csv|json|parquet --out FILE' "
+               "(in Python: .arrow() or .df())")
+
+
+def query_error(err: BaseException, where: "str | Path | None" = None,
+                query: str | None = None) -> ActstoreError | None:
+    """A DuckDB error from a user's SQL as one clear line: a refused statement, a damaged
+    catalog, or the SQL error itself (None for anything that is not a DuckDB error). ``query``:
+    the SQL, when it ran sandboxed (a COPY or EXPORT there is refused whatever DuckDB's reason)."""
+    if not isinstance(err, duckdb.Error):
+        return None
+    bad = damage(err, where)
+    if bad is not None:
+        return bad
+    first = _first(err)
+    low = first.lower()
+    if any(p in low for p in _SANDBOXED) or (query is not None and _file_statement(query)):
+        return ReadOnlyError(f"refused: SQL on a read-only store cannot write or read files, attach databases, "
+                             f"load extensions or change settings ({first}); {EXPORT_HINT}")
+    if "read-only" in low or "read only" in low:
+        return ReadOnlyError(f"refused: the store is open read-only and this statement writes ({first}); "
+                             f"{EXPORT_HINT}, or open the store with read_only=False to change it")
+    return QueryError(f"SQL error: {first}")
+
+
+def run_query(con: duckdb.DuckDBPyConnection, query: str, params: Any = None,
+              where: "str | Path | None" = None, sandboxed: bool = False) -> duckdb.DuckDBPyRelation:
+    """A user's SQL, with DuckDB's errors turned into one clear line (see :func:`query_error`).
+
+    A SELECT runs when its relation is fetched; errors raised then are DuckDB's own (the CLI maps
+    them with :func:`query_error`)."""
     try:
         if params is None:
             return con.sql(query)
         return con.sql(query, params=params)
     except duckdb.Error as err:
-        first = str(err).strip().splitlines()[0]
-        if "read-only" in first.lower() or "read only" in first.lower():
-            raise ReadOnlyError(f"the store is open read-only; this query writes: {first}") from None
-        raise QueryError(f"SQL error: {first}") from None
+        raise query_error(err, where, query if sandboxed else None) from None

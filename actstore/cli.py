@@ -48,6 +48,15 @@ class Main(click.Group):
                 raise
             click.echo(f"error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except Exception as err:
+            # DuckDB reads catalog blocks lazily: damage found mid-command is one line too.
+            from actstore.catalog import damage
+
+            bad = damage(err)
+            if bad is None or (ctx.obj and ctx.obj.get("debug")):
+                raise
+            click.echo(f"error: {bad}", err=True)
+            ctx.exit(bad.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
@@ -140,21 +149,33 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
     \b
     Tables: prompts responses labels records tokens vectors neuron_scores runs arrays vocab
     Views:  records_info tokens_info record_labels
+    The SQL runs sandboxed: it cannot write or read files (COPY ... TO, ATTACH, read_csv),
+    load extensions or change settings. Export with --format and --out instead.
     Example: actstore sql runs/demo "SELECT condition, count(*) FROM records_info GROUP BY 1"
+    Example: actstore sql runs/demo "SELECT * FROM vectors" --format parquet --out vectors.parquet
     """
+    from actstore.catalog import query_error
     from actstore.errors import UsageError
 
     if fmt == "parquet" and not out:
         raise UsageError("--format parquet needs --out FILE.parquet")
     with _open(store) as st:
+        if out:
+            _check_out(st, out)
         rel = st.sql(query)
         if rel is None:
             return
-        if fmt == "parquet":
-            rel.write_parquet(out)
-            click.echo(f"wrote {out}", err=True)
-            return
-        df = rel.df()
+        try:  # a SELECT runs here, when it is fetched
+            if fmt == "parquet":
+                n = _write_parquet(rel, Path(out))
+                click.echo(f"wrote {out} ({n} rows)", err=True)
+                return
+            df = rel.df()
+        except Exception as err:
+            bad = query_error(err, st.location, query)
+            if bad is None:
+                raise
+            raise bad from None
         if fmt == "table":
             import pandas as pd
 
@@ -170,6 +191,39 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text.rstrip("\n"))
+
+
+def _check_out(st, out: str) -> None:
+    """An export never goes into the store it reads (it could overwrite a chunk or the catalog)."""
+    from actstore.errors import UsageError
+
+    if st.is_remote:
+        return
+    root, dest = Path(st.root).resolve(), Path(out).expanduser().resolve()
+    if dest == root or root in dest.parents:
+        raise UsageError(f"--out {out} is inside the store {st.root}, which is read-only; write the export "
+                         "somewhere else")
+
+
+def _write_parquet(rel, out: Path) -> int:
+    """Stream a relation into a Parquet file with pyarrow (DuckDB's own COPY is sandboxed off),
+    batch by batch, through a temp file renamed into place: a failed export leaves no file."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    reader = rel.to_arrow_reader(1 << 16)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    n = 0
+    try:
+        with pq.ParquetWriter(tmp, reader.schema) as w:
+            for batch in reader:
+                w.write_batch(batch)
+                n += batch.num_rows
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
 
 
 @main.command()

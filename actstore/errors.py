@@ -40,6 +40,10 @@ class WriterBusyError(ActstoreError, BlockingIOError):
     """Another process holds the store's writer lock."""
 
 
+class CatalogDamagedError(ActstoreError, RuntimeError):
+    """The store's ``catalog.duckdb`` is truncated or damaged (DuckDB cannot read it back)."""
+
+
 class UnknownArrayError(ActstoreError, KeyError):
     """No stored array for the asked (site, layer, pool)."""
 

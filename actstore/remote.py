@@ -257,6 +257,18 @@ class RemoteGroup:
     def chunk_key(self, meta, chunk: int) -> str:
         return f"{meta.name}/" + self.array(meta.name).metadata.encode_chunk_key((chunk // meta.shard_chunks, 0))
 
+    def file_size(self, key: str) -> int | None:
+        """Bytes of the file ``key`` of this group (None when the server does not say); raises
+        FileNotFoundError when it is not there. For verify's size checks."""
+        path = join(self.base, key)
+        size = call(f"reading {join(self.url, key)}", lambda: self.fs.info(path)).get("size")
+        return None if size is None else int(size)
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the file ``key`` of this group (a shard's index, for verify)."""
+        path = join(self.base, key)
+        return call(f"reading {join(self.url, key)}", lambda: self.fs.cat_file(path, start=start, end=end))
+
     def _fetch(self, meta, reqs: list[tuple[int, int, int]]) -> list[np.ndarray]:
         """Row runs ``(chunk, a, b)`` of a raw array -> ``[b - a, width]`` blocks, in one batch of requests."""
         rb = meta.row_bytes

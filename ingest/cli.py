@@ -39,12 +39,16 @@ _common = _stack(
                  help="TOML file with any of the options below; flags override it."),
     click.option("--quiet", is_flag=True, default=None, help="No progress lines."),
 )
+_threads = click.option(
+    "--threads", type=int, default=None,
+    help="CPU threads for torch.  [default: the usable cores (affinity, cgroup quota), at most 8; or OMP_NUM_THREADS]")
 _model = _stack(
     click.option("--model", help="Hub name or local directory of a causal LM (default: the store's model)."),
     click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
                  help="Model dtype; activations are stored in it, bit for bit.  [default: auto]"),
     click.option("--device", default=None, help="cpu, cuda, cuda:N, mps.  [default: cpu]"),
     click.option("--trust-remote-code", is_flag=True, default=None),
+    _threads,
 )
 _intrinsic_system = click.option(
     "--intrinsic-system", type=click.Choice(["default", "empty"]), default=None,
@@ -192,6 +196,7 @@ def generate(store: str, config_file: str | None, **flags: Any) -> None:
 @_common
 @_judge
 @click.option("--value", "values", multiple=True, help="Values to judge (default all ten).")
+@_threads
 @_shard
 def label(store: str, config_file: str | None, **flags: Any) -> None:
     """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels."""

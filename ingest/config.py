@@ -91,6 +91,8 @@ class IngestConfig:
         writes the part store :attr:`target` (``STORE.parts/part-IIII-of-NNNN``), which
         ``actstore merge STORE.parts --out STORE`` joins (None: one process does everything; the CLI
         fills it from torchrun's or a SLURM array's environment when no ``--shard`` is given).
+    threads: CPU threads for torch (``ingest.threads``; None: the usable cores, at most 8, or
+        ``OMP_NUM_THREADS``); results do not depend on it.
     shard_unit: responses per unit of work (``ingest.units``): shards take whole units, and every
         stage, sharded or not, batches within units, so N parts merge into the store one process writes.
     """
@@ -137,6 +139,7 @@ class IngestConfig:
     # sharding
     shard: str | None = None
     shard_unit: int = DEFAULT_UNIT
+    threads: int | None = None
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -192,6 +195,9 @@ class IngestConfig:
                                                    or isinstance(self.intrinsic_samples, bool)
                                                    or self.intrinsic_samples < 1):
             raise UsageError(f"intrinsic_samples must be an integer >= 1, got {self.intrinsic_samples!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or self.threads < 1):
+            raise UsageError(f"threads must be an integer >= 1, got {self.threads!r}; or leave it out for the default")
         if self.max_queries is not None and (not isinstance(self.max_queries, int) or self.max_queries < 1):
             raise UsageError(f"max_queries must be an integer >= 1, got {self.max_queries!r}")
         if not self.include_intrinsic and self.templates_per_value == 0:

@@ -59,10 +59,12 @@ class _StoreState:
 
 
 def _peek(path: str) -> _StoreState | None:
-    """What an existing store holds, read-only (None for a new store)."""
+    """What an existing store holds, read-only (None for a new store). Every stage calls this
+    before it loads a model: a store another process is writing is refused here, not after."""
     root = Path(path).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; pass a directory for the store")
+    actstore.store.check_writable(root)
     if not (root / "catalog.duckdb").exists():
         return None
     with actstore.open(root, read_only=True) as st:
@@ -94,6 +96,8 @@ def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool)
     layers = config.check_shapes(shapes)
     dtype = config.model_dtype(shapes)
     have = state.model if state is not None else None
+    if have is not None and have.name != name and _same_gguf(have, name):
+        name = have.name  # the same GGUF file named another way (smollm2 vs its path, a copy): the store's name
     if have is not None and (have.name, have.dtype, have.n_layers, have.d_model) != (
             name, dtype, shapes.n_layers, shapes.d_model):
         raise SchemaMismatchError(
@@ -107,6 +111,14 @@ def _check_model(config: IngestConfig, state: _StoreState | None, capture: bool)
                 f"store already holds records with other arrays than asked ({extra[0]} differs); rerun with "
                 "the layers, sites, pools and --per-token of the first capture, or use a new store")
     return _Checked(name, shapes, layers, dtype)
+
+
+def _same_gguf(have: Any, name: str) -> bool:
+    """Is ``name`` a GGUF file with the content the store's model was converted from?"""
+    from ingest.models import file_sha256, gguf_path, is_gguf
+
+    recorded = ((have.config or {}).get("gguf") or {}).get("sha256")
+    return bool(recorded) and is_gguf(name) and file_sha256(gguf_path(name)) == recorded
 
 
 def _array_plan(config: IngestConfig, shapes: Any, layers: Sequence[int], dtype: str):
@@ -162,7 +174,7 @@ def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
     store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else an
     error: the lexicon's phrases are the value world's, and on another model's answers they would
     label by chance."""
-    from ingest.models import is_valueworld_model
+    from ingest.defaults import is_valueworld_model
 
     if config.judge is not None:
         return config
@@ -429,7 +441,9 @@ def _capture(store: Any, model: Any, tokenizer: Any, checked: _Checked, config: 
 
 def _load(config: IngestConfig, checked: _Checked) -> tuple[Any, Any]:
     from ingest.models import load_model
+    from ingest.threads import configure
 
+    configure(config.threads)
     if config.quiet:  # transformers' own bars and notices go to stderr too
         from transformers.utils import logging as hf_logging
 
@@ -487,6 +501,10 @@ def label(config: IngestConfig) -> Report:
     if state is None:
         raise _no_store(config, "label", "'actstore ingest run' or 'generate'")
     config = with_judge(config, config.model or state.model)
+    if config.judge is not None and config.judge.startswith("hf:"):  # a local judge model runs here
+        from ingest.threads import configure
+
+        configure(config.threads)
     judge = make_judge(config)
     rep = Report(config.target)
     with _open_store(config) as store:

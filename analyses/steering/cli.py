@@ -114,10 +114,12 @@ def steer() -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch.  [default: the usable cores, at most 8; or OMP_NUM_THREADS]")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG: metric vs alpha per vector kind.")
 def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_layers, neurons, betas, neuron_mode,
             positions, prompts, intrinsic_system, language, samples, evals, judge, harmful, mcq, questionnaire, limit,
-            max_new_tokens, temperature, batch_size, seed, dtype, device, plot):
+            max_new_tokens, temperature, batch_size, seed, dtype, device, threads, plot):
     """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples."""
     from analyses.steering.generate import GenConfig
     from analyses.steering.report import report
@@ -133,7 +135,7 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
                      gen=GenConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
                                    seed=seed), dtype=dtype, device=device, intrinsic_system=intrinsic_system)
     with _open(store) as st:
-        res = run_sweep(st, spec, progress=lambda m: click.echo(m, err=True))
+        res = run_sweep(st, spec, progress=lambda m: click.echo(m, err=True), threads=threads)
         rep = report(st, res.sweep_id, plot)
     _show(rep.table)
     if rep.plot:

@@ -185,7 +185,7 @@ DEFAULT_ALPHAS: tuple[float, ...] = (0.5, 1.0)
 
 def is_valueworld_store(store: Store) -> bool:
     """Does the store hold the project's value-world model (the only one its judge and prompts fit)?"""
-    from ingest.models import is_valueworld_model
+    from ingest.defaults import is_valueworld_model
 
     return store.model is not None and is_valueworld_model(None, store.model)
 

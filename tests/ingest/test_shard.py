@@ -209,7 +209,7 @@ def test_sharded_import_equals_one_import(tiny_model_dir, tmp_path) -> None:
     def cfg(store: Path, shard: str | None) -> IngestConfig:
         return IngestConfig(store=str(store), model=str(tiny_model_dir), import_path=str(VP), max_queries=2,
                             layers="1", sites=("resid_post",), per_token=False, quiet=True, token_budget=256,
-                            shard_unit=3, shard=shard)
+                            shard_unit=3, shard=shard, max_tokens=4096)  # the tiny model's context is 64
 
     one = pipeline.import_(cfg(tmp_path / "one", None))
     n = 3

@@ -139,8 +139,9 @@ class StructureResult:
 def _source(store: Store, spec: StructureSpec) -> int:
     if spec.run_id is not None:
         return int(spec.run_id)
-    where = f"run_id IN (SELECT run_id FROM vectors WHERE component = '{spec.component}')" \
-        if spec.component.isidentifier() else "FALSE"
+    comp = spec.component or ""
+    where = f"run_id IN (SELECT run_id FROM vectors WHERE component = '{comp}')" \
+        if comp.isidentifier() else "FALSE"
     for kind in ("decompose", "vectors", "crosslingual"):
         found = latest_run(store, kind, where)
         if found is not None:
@@ -149,7 +150,7 @@ def _source(store: Store, spec: StructureSpec) -> int:
 
 
 def _has(store: Store, component: str, run_id: int | None, condition: str | None = None) -> bool:
-    where, params = "component = ?", [component]
+    where, params = "component = ?", list[object]([component])
     if run_id is not None:
         where, params = where + " AND run_id = ?", params + [int(run_id)]
     if condition is not None:
@@ -388,7 +389,7 @@ def _shuffle_null(store: Store, vparams: dict, values: tuple[str, ...], layer: i
     else:
         parts = dc.decompose(np.nan_to_num(v_int), np.nan_to_num(v_prompt))
         x = {"shared": parts.shared, "intrinsic_unique": parts.unique, "prompted_unique": -parts.unique,
-             "int_only": parts.int_only, "prompt_only": parts.prompt_only}.get(comp)
+             "int_only": parts.int_only, "prompt_only": parts.prompt_only}.get(comp or "")
         if x is None:
             notes.append(f"labels shuffled within value: no null for component {comp!r}; skipped")
             return None

@@ -153,7 +153,8 @@ def import_value_portrait(store: Any, tagged: list[TaggedResponse], tokenizer: A
     n_prompts = store.insert("prompts", prompt_rows(new, tokenizer, quiet=config.quiet),
                              on_conflict="ignore") if new else 0
     n = len(tagged)
-    texts, gen = [t.response for t in tagged], [None] * n
+    texts = [t.response for t in tagged]
+    gen: list[str | None] = [None] * n
     for i, t in enumerate(tagged):
         if t.response_id in cut:
             ids, whole, kept = cut[t.response_id]

@@ -371,4 +371,7 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, params: Any = None,
             return con.sql(query)
         return con.sql(query, params=params)
     except duckdb.Error as err:
-        raise query_error(err, where, query if sandboxed else None) from None
+        clear = query_error(err, where, query if sandboxed else None)
+        if clear is None:  # not reached for a duckdb.Error; typed Optional for other exceptions
+            raise
+        raise clear from None

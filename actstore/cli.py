@@ -82,12 +82,27 @@ def _unavailable(name: str, err: ImportError) -> click.Command:
 @click.version_option(package_name="actstore")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """actstore: run a model once, query its activations for weeks."""
+    """actstore: run a model once, query its activations for weeks.
+
+    \b
+    Example:
+      actstore demo demo-out --size small && actstore info demo-out/store
+    """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
 
-store_arg = click.argument("store", metavar="STORE")
+def existing_store(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of a STORE argument: a local path that is not there fails at once (exit 1), before the
+    command imports the store's (or an analysis's) heavy modules. URLs are checked when opened."""
+    from actstore.errors import StoreNotFoundError
+
+    if value and "://" not in value and not Path(value).expanduser().exists():
+        raise StoreNotFoundError(f"no store at {value}; check the path, or create one with 'actstore ingest run'")
+    return value
+
+
+store_arg = click.argument("store", metavar="STORE", callback=existing_store)
 
 
 def _open(path: str):
@@ -97,8 +112,9 @@ def _open(path: str):
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
+    """Bytes in powers of 1024, named as such (what ``du -h`` and ``ls -lh`` print as K, M, G)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
@@ -108,7 +124,13 @@ def _human(n: float) -> str:
 @store_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(store: str, as_json: bool) -> None:
-    """Model, sizes, arrays, counts and runs of a store."""
+    """Model, sizes, arrays, counts and runs of a store.
+
+    \b
+    Example:
+      actstore info demo-out/store
+      actstore info demo-out/store --json
+    """
     from actstore.summary import summarize
 
     with _open(store) as st:
@@ -117,7 +139,7 @@ def info(store: str, as_json: bool) -> None:
         click.echo(json.dumps(s, indent=2, default=str))
         return
     m = s["model"]
-    where = "remote: catalog + committed arrays" if s["remote"] else "on disk"
+    where = "remote: catalog + committed arrays" if s["remote"] else "on disk, as du counts it"
     segs = f", {s['segments']} segments" if s["segments"] > 1 else ""
     click.echo(f"store     {s['path']}  (format {s['format_version']}, {_human(s['disk_bytes'])} {where}{segs})")
     if m:
@@ -131,12 +153,31 @@ def info(store: str, as_json: bool) -> None:
             click.echo(f"  {a['what']:<28} layers {a['layers']:<12} width {a['width']:<6} {a['dtype']:<9} "
                        f"{a['codec']:<6} {_human(a['bytes'])}")
     if s["runs"]:
-        click.echo("runs")
+        shown = len(s["runs"])
+        more = (f" (the latest {shown} of {s['n_runs']}; all: actstore sql {store} \"SELECT * FROM runs\")"
+                if s["n_runs"] > shown else "")
+        click.echo("runs" + more)
         for r in s["runs"]:
             click.echo(f"  #{r['run_id']:<3} {r['kind']:<12} {r['status']:<8} {r['started_at']}")
 
 
-@main.command()
+class _QueryCommand(click.Command):
+    """A command whose text arguments may start with ``--``: SQL that opens with a ``-- comment``.
+
+    A token that starts with ``-`` and holds whitespace cannot be an option name, so it is moved past
+    the ``--`` separator and parsed as an argument; option typos still get click's usage error.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        cut = args.index("--") if "--" in args else len(args)
+        head, tail = args[:cut], args[cut + 1:]
+        texts = [a for a in head if a.startswith("-") and any(c.isspace() for c in a)]
+        if texts:
+            args = [a for a in head if a not in texts] + ["--", *texts, *tail]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_QueryCommand)
 @store_arg
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
@@ -166,7 +207,7 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
         if rel is None:
             return
         try:  # a SELECT runs here, when it is fetched
-            if fmt == "parquet":
+            if fmt == "parquet" and out is not None:  # checked above: parquet needs --out
                 n = _write_parquet(rel, Path(out))
                 click.echo(f"wrote {out} ({n} rows)", err=True)
                 return
@@ -179,9 +220,11 @@ def sql(store: str, query: str, fmt: str, out: str | None, max_rows: int) -> Non
         if fmt == "table":
             import pandas as pd
 
+            from actstore.display import table_text
+
             with pd.option_context("display.max_rows", max_rows, "display.max_columns", 50,
                                    "display.width", 200, "display.max_colwidth", 60):
-                text = df.to_string(index=False, max_rows=max_rows) if len(df) else "(no rows)"
+                text = table_text(df, max_rows)
         elif fmt == "csv":
             text = df.to_csv(index=False)
         else:
@@ -228,14 +271,22 @@ def _write_parquet(rel, out: Path) -> int:
 
 @main.command()
 @store_arg
-@click.option("--quiet", is_flag=True, help="Print only problems.")
+@click.option("--quiet", is_flag=True, help="Print only problems (no progress line, no summary).")
 def verify(store: str, quiet: bool) -> None:
-    """Check every chunk against its checksum and every catalog row against the arrays."""
+    """Check every chunk against its checksum and every catalog row against the arrays.
+
+    \b
+    Example:
+      actstore verify demo-out/store
+    """
     from actstore.errors import IntegrityError
+    from actstore.publish import verify_progress
     from actstore.verify import verify as run_verify
 
     with _open(store) as st:
-        rep = run_verify(st)
+        bar, step = verify_progress(st, "verify", show=not quiet)
+        with bar:
+            rep = run_verify(st, progress=step)
     for p in rep.problems:
         click.echo(f"  {p}", err=True)
     if not rep.ok:
@@ -248,7 +299,8 @@ def verify(store: str, quiet: bool) -> None:
 @store_arg
 @click.argument("dest")
 @click.option("--full", is_flag=True, help="copy every file, even those an earlier publish at DEST holds unchanged")
-def publish(store: str, dest: str, full: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def publish(store: str, dest: str, full: bool, quiet: bool) -> None:
     """Copy STORE to DEST (a directory, or a bucket URL such as s3://b/x) with its checksums, verified.
 
     \b
@@ -259,7 +311,7 @@ def publish(store: str, dest: str, full: bool) -> None:
     """
     from actstore.publish import publish as run_publish
 
-    rep = run_publish(store, dest, full=full)
+    rep = run_publish(store, dest, full=full, progress=not quiet)
     kept = f", {rep.unchanged} unchanged files kept" if rep.unchanged else ""
     click.echo(f"published {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)} copied{kept}) to {rep.dest}; "
                f"verified {rep.chunks_verified} chunks")
@@ -272,7 +324,9 @@ def publish(store: str, dest: str, full: bool) -> None:
 @click.option("--sites", help="Sites to copy, e.g. resid_post or resid_post,mlp_act (default: all).")
 @click.option("--pools", help="Pools to copy: token, mean_response, last_prompt (default: all).")
 @click.option("--no-weights", is_flag=True, help="Leave the stored weights behind.")
-def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str | None, no_weights: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str | None, no_weights: bool,
+         quiet: bool) -> None:
     """Make a local store in DIR from the store at URL (or path), with just the arrays asked for.
 
     \b
@@ -289,7 +343,7 @@ def pull(url: str, dest: str, layers: str | None, sites: str | None, pools: str 
 
     sel = Selection(layers=tuple(parse_layers(layers)) if layers else None, sites=_list(sites),
                     pools=_list(pools), weights=not no_weights)
-    rep = run_pull(url, dest, sel)
+    rep = run_pull(url, dest, sel, progress=not quiet)
     click.echo(f"pulled {rep.arrays} arrays ({rep.files} files, {_human(rep.bytes)}) into {rep.dest}; "
                f"verified {rep.chunks_verified} chunks")
 

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from actstore import catalog as cat
-from actstore.errors import SchemaMismatchError, UsageError, WriterBusyError
+from actstore.errors import NotAStoreError, SchemaMismatchError, StoreNotFoundError, UsageError, WriterBusyError
 from actstore.publish import array_files
 from actstore.segments import segment_path
 from actstore.shard import expand, order_parts
@@ -67,8 +67,10 @@ class _Part:
 
 
 def _check_part(root: Path) -> None:
+    if not root.exists():
+        raise StoreNotFoundError(f"no store at {root}; pass the part stores to merge")
     if not (root / cat.CATALOG).exists():
-        raise UsageError(f"{root} is not a store (no {cat.CATALOG}); pass the part stores to merge")
+        raise NotAStoreError(f"{root} is not a store (no {cat.CATALOG}); pass the part stores to merge")
     if cat.writer_active(root):
         raise WriterBusyError(f"a writer holds {root} (or crashed leaving unpublished work); let the worker "
                               "finish (or rerun it to recover), then merge")

@@ -24,6 +24,7 @@ from actstore import catalog as cat
 from actstore import remote
 from actstore.errors import IntegrityError, UsageError, WriterBusyError
 from actstore.layout import n_chunks
+from actstore.progress import Progress
 from actstore.site import POOLS, SITE_KINDS
 
 
@@ -148,34 +149,63 @@ def _swap_in(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _fetch(fs: Any, base: str, rels: list[str], dest: Path, what: str) -> int:
+#: Files per fsspec call when progress is shown: enough for a remote filesystem's concurrency, few
+#: enough for the line to move.
+PROGRESS_BATCH = 64
+
+
+def _batches(rels: list[str], show: bool) -> list[list[str]]:
+    if not show:
+        return [rels] if rels else []
+    return [rels[i:i + PROGRESS_BATCH] for i in range(0, len(rels), PROGRESS_BATCH)]
+
+
+def _fetch(fs: Any, base: str, rels: list[str], dest: Path, what: str, progress: bool = False,
+           label: str = "copy") -> int:
     """Copy ``base/rel`` from fsspec ``fs`` to ``dest/rel`` for every rel; returns bytes copied."""
     for d in {os.path.dirname(r) for r in rels}:
         (dest / d).mkdir(parents=True, exist_ok=True)
-    src = [remote.join(base, r) for r in rels]
-    dst = [str(dest / r) for r in rels]
-    remote.call(what, lambda: fs.get(src, dst))
-    return sum((dest / r).stat().st_size for r in rels)
+    total = 0
+    with Progress(label, len(rels), unit="files", quiet=not progress) as bar:
+        for part in _batches(rels, progress):
+            src = [remote.join(base, r) for r in part]
+            dst = [str(dest / r) for r in part]
+            remote.call(what, lambda: fs.get(src, dst))  # noqa: B023 - called at once, in this iteration
+            got = sum((dest / r).stat().st_size for r in part)
+            total += got
+            bar.update(len(part), nbytes=got)
+    return total
 
 
-def _verify_copy(where: str | Path) -> int:
+def verify_progress(store: Any, label: str, show: bool) -> tuple[Progress, Any]:
+    """A bytes progress line for ``actstore.verify.verify(store, progress=...)`` (which reports each
+    array once it is checked): the line and the callback to pass."""
+    sizes = {m.name: m.n_rows * m.row_bytes for m in store.arrays()}
+    bar = Progress(label, sum(sizes.values()), unit="bytes", quiet=not show)
+    return bar, lambda name: bar.update(sizes.get(name, 0), note=name)
+
+
+def _verify_copy(where: str | Path, progress: bool = False, label: str = "verify") -> int:
     import actstore
     from actstore.verify import verify
 
     with actstore.open(where) as st:
-        rep = verify(st)
+        bar, step = verify_progress(st, label, progress)
+        with bar:
+            rep = verify(st, progress=step)
     if not rep.ok:
         raise IntegrityError(f"the copy at {where} failed verification: {rep.problems[0]}"
                              + (f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""))
     return rep.chunks
 
 
-def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
+def publish(src: str | Path, dest: str, full: bool = False, progress: bool = False) -> CopyReport:
     """Copy a local store to ``dest`` (a directory or a writable fsspec URL), then verify the copy.
 
     Publishing again to the same ``dest`` copies only what changed: chunk files whose committed
     rows and checksums equal those of the earlier publish are kept (hard-linked into a local
-    copy, not uploaded again to a bucket). ``full=True`` copies everything.
+    copy, not uploaded again to a bucket). ``full=True`` copies everything. ``progress=True`` draws
+    progress lines (copy, then verification) on stderr when it is a terminal.
     """
     import actstore
 
@@ -192,12 +222,12 @@ def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
         same = set() if full else _already_there(st, metas, dest)
         todo = [r for r in rels if r not in same]
         if remote.is_url(dest):
-            nbytes = _upload(root, snapshot, todo, dest)
+            nbytes = _upload(root, snapshot, todo, dest, progress)
         else:
             out = Path(dest).expanduser()
             tmp = _staging(out, "publish", replace_store=True)
             try:
-                nbytes = _fetch(_local_fs(), str(root), todo, tmp, f"copying {root}")
+                nbytes = _fetch(_local_fs(), str(root), todo, tmp, f"copying {root}", progress, "publish: copy")
                 for r in sorted(same):
                     (tmp / r).parent.mkdir(parents=True, exist_ok=True)
                     try:
@@ -206,13 +236,14 @@ def publish(src: str | Path, dest: str, full: bool = False) -> CopyReport:
                         shutil.copyfile(out / r, tmp / r)
                 shutil.copyfile(snapshot, tmp / cat.CATALOG)
                 nbytes += (tmp / cat.CATALOG).stat().st_size
-                checked = _verify_copy(tmp)
+                checked = _verify_copy(tmp, progress, "publish: verify")
                 _swap_in(tmp, out)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return CopyReport(str(out), len(metas), len(rels) + 1, nbytes, checked, len(same))
-    return CopyReport(dest, len(metas), len(rels) + 1, nbytes, _verify_copy(dest), len(same))
+    return CopyReport(dest, len(metas), len(rels) + 1, nbytes, _verify_copy(dest, progress, "publish: verify"),
+                      len(same))
 
 
 def _local_fs() -> Any:
@@ -221,12 +252,15 @@ def _local_fs() -> Any:
     return fsspec.filesystem("file")
 
 
-def _upload(root: Path, snapshot: Path, rels: list[str], dest: str) -> int:
+def _upload(root: Path, snapshot: Path, rels: list[str], dest: str, progress: bool = False) -> int:
     fs, base = remote.filesystem(dest)
-    src = [str(root / r) for r in rels]
-    dst = [remote.join(base, r) for r in rels]
     try:
-        remote.call(f"uploading to {dest}", lambda: fs.put(src, dst))
+        with Progress("publish: upload", len(rels), unit="files", quiet=not progress) as bar:
+            for part in _batches(rels, progress):
+                src = [str(root / r) for r in part]
+                dst = [remote.join(base, r) for r in part]
+                remote.call(f"uploading to {dest}", lambda: fs.put(src, dst))  # noqa: B023 - called at once
+                bar.update(len(part), nbytes=sum((root / r).stat().st_size for r in part))
         # the catalog last: a reader finds a store only once every chunk it names is there
         remote.call(f"uploading to {dest}", lambda: fs.put_file(str(snapshot), remote.join(base, cat.CATALOG)))
     except NotImplementedError:
@@ -235,12 +269,13 @@ def _upload(root: Path, snapshot: Path, rels: list[str], dest: str) -> int:
     return sum((root / r).stat().st_size for r in rels) + snapshot.stat().st_size
 
 
-def pull(src: str | Path, dest: str | Path, selection: Selection = Selection()) -> CopyReport:
+def pull(src: str | Path, dest: str | Path, selection: Selection = Selection(), progress: bool = False) -> CopyReport:
     """A local store at ``dest`` holding the arrays ``selection`` keeps from ``src`` (URL or path).
 
     The catalog comes whole (SQL sees every record and token); the ``arrays`` and
     ``chunk_checksums`` rows of the arrays left behind are removed from the copy, and a ``runs``
-    row records the pull. The copy is verified before it appears at ``dest``.
+    row records the pull. The copy is verified before it appears at ``dest``. ``progress=True``
+    draws progress lines (download, then verification) on stderr when it is a terminal.
     """
     import actstore
 
@@ -260,11 +295,11 @@ def pull(src: str | Path, dest: str | Path, selection: Selection = Selection()) 
             fs, base = _local_fs(), str(st.root)
         tmp = _staging(out, "pull", replace_store=False)
         try:
-            nbytes = _fetch(fs, base, rels, tmp, f"downloading from {src}")
+            nbytes = _fetch(fs, base, rels, tmp, f"downloading from {src}", progress, "pull: download")
             shutil.copyfile(st.catalog_file, tmp / cat.CATALOG)
             _prune(tmp / cat.CATALOG, [m.name for m in metas], str(src), selection)
             nbytes += (tmp / cat.CATALOG).stat().st_size
-            checked = _verify_copy(tmp)
+            checked = _verify_copy(tmp, progress, "pull: verify")
             _swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -19,6 +19,29 @@ def _compact_layers(layers: list[int]) -> str:
     return ",".join(parts)
 
 
+RUNS_SHOWN = 8  # the latest runs listed; "n_runs" says how many there are
+
+
+def _allocated_bytes(root) -> int:
+    """Bytes the files under ``root`` occupy on disk, as ``du`` counts them: allocated blocks (a chunk
+    file written at an offset has holes, so its length overstates it), directories included, each hard-linked
+    file once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in (".", *files):  # directories take blocks too
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            blocks = getattr(st, "st_blocks", None)
+            total += blocks * 512 if blocks is not None else st.st_size
+    return total
+
+
 def summarize(store) -> dict:
     con = store.con
     version = con.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchall()[0][0]
@@ -40,19 +63,15 @@ def summarize(store) -> dict:
         g.update(width=m.width, dtype=m.logical_dtype, codec=m.codec)
     arrays = [{"what": k, **{**v, "layers": _compact_layers([x for x in v["layers"] if x >= 0]) or "-"}}
               for k, v in sorted(groups.items())]
-    runs = con.execute("SELECT run_id, kind, status, started_at FROM runs ORDER BY run_id DESC LIMIT 8").fetchall()
+    runs = con.execute(f"SELECT run_id, kind, status, started_at FROM runs ORDER BY run_id DESC LIMIT {RUNS_SHOWN}"
+                       ).fetchall()
+    n_runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     if getattr(store, "is_remote", False):
         # No listing over HTTP: count the catalog and the committed array bytes instead.
         disk = os.path.getsize(store.catalog_file) + sum(m.n_rows * m.width * m.np_dtype.itemsize
                                                      for m in store.arrays())
     else:
-        disk = 0
-        for dirpath, _, files in os.walk(store.root):
-            for f in files:
-                try:
-                    disk += os.path.getsize(os.path.join(dirpath, f))
-                except OSError:
-                    pass
+        disk = _allocated_bytes(store.root)
     model = store.model
     return {
         "path": str(store.root),
@@ -64,4 +83,5 @@ def summarize(store) -> dict:
         "counts": counts,
         "arrays": arrays,
         "runs": [dict(zip(("run_id", "kind", "status", "started_at"), r)) for r in runs],
+        "n_runs": int(n_runs),
     }

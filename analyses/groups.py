@@ -67,14 +67,15 @@ def _filters(judge: str | None, language: str | None) -> str:
 
 
 def exp_unexp(values: Sequence[str], judge: str | None = None, language: str | None = None,
-              languages: Sequence[str] | None = None) -> Groups:
+              languages: Sequence[str] | None = None, conditions: Sequence[str] = CONDITIONS) -> Groups:
     """The study's contrast: groups ``(lang, value, condition, exp|unexp)`` over record ids.
 
     ``languages`` given: one set of groups per language (for cross-lingual vectors); else the
-    language of a record is ignored (or filtered to ``language``).
+    language of a record is ignored (or filtered to ``language``). ``conditions``: the conditions
+    to make groups for (a store of imported responses has only ``intrinsic``).
     """
     langs: Sequence[str | None] = list(languages) if languages else [None]
-    keys = [(lang, v, c, lab) for lang in langs for v in values for c in CONDITIONS for lab in (EXP, UNEXP)]
+    keys = [(lang, v, c, lab) for lang in langs for v in values for c in conditions for lab in (EXP, UNEXP)]
     lang_join = " AND g.language = l.language" if languages else ""
     query = f"""WITH {_keys_table(keys)},
 l AS (SELECT record_id, {norm_sql('value')} AS value, condition, {norm_sql('target_value')} AS target,

@@ -3,8 +3,11 @@
 One streaming ``group_means`` call over groups split by the language of each record (so the
 store is read once for all languages), then per condition: the cosine of the same value across
 every pair of languages per layer, and the share of one language's vector inside the other's
-ten-vector subspace (:mod:`analyses.crosslingual`). The per-language vectors are recorded as
-``diff_means`` rows with their ``language`` set.
+value subspace (:mod:`analyses.crosslingual`). Without ``values`` it compares each (value, condition)
+whose groups (expressed or not, in every language) each hold ``min_count`` responses, leaves the
+others out (NaN in the arrays, no table row, named in ``skipped``) and takes each condition's
+subspace from its kept values; values asked for by name must have every group. The per-language
+vectors are recorded as ``diff_means`` rows with their ``language`` set.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class CrosslingualResult:
     cos: np.ndarray  # [N, N, V, C, L]
     share: np.ndarray  # [N, N, V, C, L]: share of a's vector inside b's value subspace
     run_id: int | None = None
+    skipped: tuple[str, ...] = ()  # values left out by default for too few responses in some group
 
     def table(self):
         import pandas as pd
@@ -69,6 +73,8 @@ class CrosslingualResult:
                 for i, v in enumerate(self.values):
                     for c, cond in enumerate(self.conditions):
                         for j, layer in enumerate(self.layers):
+                            if np.isnan(self.cos[a, b, i, c, j]):
+                                continue  # this (value, condition) was left out: too few responses
                             rows.append({"lang_a": self.languages[a], "lang_b": self.languages[b], "value": v,
                                          "condition": cond, "layer": layer, "cos": self.cos[a, b, i, c, j],
                                          "share_a_in_b": self.share[a, b, i, c, j],
@@ -94,32 +100,59 @@ def run(store: Store, spec: CrosslingualSpec) -> CrosslingualResult:
     means, counts, _ = group_means_full(store, spec.site, layers, groups, pool)
     per_lang = len(groups.keys) // len(langs)  # keys are in language blocks
     names = [f"{v}:{c}:{lab}" for _, v, c, lab in groups.keys[:per_lang]]
+    conds = vx.CONDITIONS
+    # keep[v, c]: every group of (value, condition), expressed or not, in every language has min_count
+    fewest = np.full((len(values), len(conds)), np.iinfo(np.int64).max, dtype=np.int64)
+    for (_, kv, kc, _), n in zip(groups.keys, counts):
+        if kv in values and kc in conds:
+            i, c = values.index(kv), conds.index(kc)
+            fewest[i, c] = min(fewest[i, c], int(n))
+    keep = fewest >= spec.min_count
+    skipped: tuple[str, ...] = ()
+    if spec.values is None:  # by default, leave thin (value, condition) pairs out and say so
+        skipped = tuple(f"{v}/{c}" for i, v in enumerate(values) for j, c in enumerate(conds) if not keep[i, j])
+        rows = [bool(keep[i].any()) for i in range(len(values))]
+        values, keep = tuple(v for v, k in zip(values, rows) if k), keep[rows]
+        if not values:
+            raise InputError(f"no value has {spec.min_count} or more responses in every group (expressed or not, "
+                             f"of one condition) in each of {', '.join(langs)}; lower --min-count")
+    else:
+        keep[:] = True  # asked for by name: a thin group is an error, raised by contrast()
     vecs, npos, nneg = [], [], []
     for n, lang in enumerate(langs):
         sl = slice(n * per_lang, (n + 1) * per_lang)
         pos, neg = vx.exp_vs_unexp_index(names, values)
         labelled = [f"{lang}/{x}" for x in names]
-        vecs.append(vx.contrast(means[sl], counts[sl], pos, neg, labelled, spec.min_count))
+        vec = np.full((len(values), len(conds), len(layers), means.shape[-1]), np.nan)
+        vec[keep] = vx.contrast(means[sl], counts[sl], pos[keep], neg[keep], labelled, spec.min_count)
+        vecs.append(vec)
         npos.append(counts[sl][pos])
         nneg.append(counts[sl][neg])
-    arr = np.stack(vecs)  # [N, V, C, L, d]
-    cos = np.stack([xl.cross_cosine(arr[:, :, c]) for c in range(arr.shape[2])], axis=3)
-    share = np.stack([xl.span_share(arr[:, :, c]) for c in range(arr.shape[2])], axis=3)
-    res = CrosslingualResult(langs, values, vx.CONDITIONS, tuple(layers), arr, cos, share)
+    arr = np.stack(vecs)  # [N, V, C, L, d]; NaN where (value, condition) was left out
+    cos = np.full((len(langs), len(langs), len(values), len(conds), len(layers)), np.nan)
+    share = np.full_like(cos, np.nan)
+    for c in range(len(conds)):  # each condition over its own kept values (the span is theirs)
+        kept = np.flatnonzero(keep[:, c])
+        if kept.size:
+            cos[:, :, kept, c] = xl.cross_cosine(arr[:, kept, c])
+            share[:, :, kept, c] = xl.span_share(arr[:, kept, c])
+    res = CrosslingualResult(langs, values, conds, tuple(layers), arr, cos, share, skipped=skipped)
     if not spec.record:
         return res
     rec = Recorder()
     for n, lang in enumerate(langs):
         for i, v in enumerate(values):
-            for c, cond in enumerate(vx.CONDITIONS):
+            for c, cond in enumerate(conds):
+                if not keep[i, c]:
+                    continue
                 for j, layer in enumerate(layers):
                     rec.add_vector(arr[n, i, c, j], name=f"{lang}/{v}/{cond}/{spec.site}.{layer}", value=v,
                                    condition=cond, component="diff_means", site=spec.site, layer=layer, pool=pool,
                                    language=lang, n_pos=int(npos[n][i, c]), n_neg=int(nneg[n][i, c]),
                                    meta={"contrast": "exp-unexp", "judge": spec.judge})
     iu = np.triu_indices(len(langs), k=1)
-    summary = {"mean_cos_by_layer": {str(l): float(cos[iu][..., j].mean()) for j, l in enumerate(layers)}}
+    summary = {"mean_cos_by_layer": {str(l): float(np.nanmean(cos[iu][..., j])) for j, l in enumerate(layers)}}
     params = {"site": spec.site, "layers": list(layers), "tokens": spec.tokens, "judge": spec.judge,
-              "languages": list(langs), "values": list(values), "min_count": spec.min_count}
+              "languages": list(langs), "values": list(values), "skipped": list(skipped), "min_count": spec.min_count}
     run_id, _ = record(store, "crosslingual", params, rec, summary)
     return replace(res, run_id=run_id)

@@ -24,6 +24,7 @@ from actstore.errors import InputError
 from actstore.store import Store
 from analyses import decompose as dc
 from analyses.recording import Recorder, latest_run, load_vectors, record, run_params
+from analyses.run_vectors import need_both_conditions
 from analyses.vectors import cosine
 
 COMPONENTS = ("shared", "intrinsic_unique", "prompted_unique", "int_only", "prompt_only")
@@ -111,6 +112,7 @@ def _pick_run(store: Store, run_id: int | None) -> int:
 def run(store: Store, spec: DecomposeSpec) -> DecomposeResult:
     src = _pick_run(store, spec.run_id)
     rows, vecs = load_vectors(store, "run_id = ? AND component = 'diff_means'", [src])
+    need_both_conditions(rows, src, "decompose")
     index = {(r["language"], r["value"], r["condition"], r["layer"]): k for k, r in enumerate(rows)}
     langs = tuple(sorted({r["language"] for r in rows}, key=lambda x: x or ""))
     values = tuple(dict.fromkeys(r["value"] for r in rows))

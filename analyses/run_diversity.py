@@ -2,7 +2,9 @@
 
 Responses are read from ``responses`` joined to their ``prompts`` (columns of both, with
 ``response_source`` for the response's own ``source``), filtered by ``where`` and grouped by the
-SQL expression ``by`` (default ``condition``; ``'all'`` for one group). The texts are streamed from
+SQL expression ``by`` (default ``condition``; ``'all'`` for one group). V of EAD is the store's model
+vocabulary size unless ``vocab_size`` is given (the expected number of distinct n-grams is that of
+uniform draws from V items). The texts are streamed from
 the catalog in batches into one :class:`analyses.evals.diversity.DiversityCounter` per group, so
 memory is the distinct n-grams of each group, not the responses. Semantic diversity needs an
 embedding model and is left to the library call :func:`analyses.evals.diversity.diversity_report`.

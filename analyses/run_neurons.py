@@ -29,7 +29,7 @@ from analyses import neurons as nr
 from analyses import stats as sx
 from analyses import vectors as vx
 from analyses.recording import Recorder, latest_run, load_vectors, parse_frac, record, run_params
-from analyses.run_vectors import group_means_full
+from analyses.run_vectors import group_means_full, need_both_conditions
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ def source_vectors(store: Store, run_id: int | None) -> tuple[int, dict, tuple[s
     if kind != "vectors" or params.get("contrast") != "exp-unexp":
         raise InputError(f"run {run_id} is a {kind} run; pass a vectors run with the exp-unexp contrast")
     rows, vecs = load_vectors(store, "run_id = ? AND component = 'diff_means'", [run_id])
+    need_both_conditions(rows, run_id, "neurons")
     index = {(r["value"], r["condition"], r["layer"]): k for k, r in enumerate(rows)}
     values = tuple(dict.fromkeys(r["value"] for r in rows))
     layers = tuple(sorted({r["layer"] for r in rows}))

@@ -23,6 +23,10 @@ Statistics a reviewer asks for (:mod:`analyses.stats`):
 
 The shuffle null and the co-occurrence need the vectors run behind the component (an exp-unexp run
 over pooled arrays); they are skipped, and said so, otherwise.
+
+Without ``component``: the shared axes when the store has them; a store with one condition only
+(a Value Portrait import: intrinsic) cannot be decomposed, so there the ``diff_means`` vectors of its
+condition are used, and the result's ``note`` says so.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from ingest.values import VALUE_SLUGS
 
 @dataclass(frozen=True)
 class StructureSpec:
-    component: str = "shared"
-    condition: str | None = None  # for diff_means: intrinsic | prompted (default intrinsic)
+    component: str | None = None  # None: shared if the store has it, else diff_means (see the module doc)
+    condition: str | None = None  # for diff_means: intrinsic | prompted (default: intrinsic if stored)
     layer: int | None = None
     run_id: int | None = None  # the run holding the vectors; default: the latest holding the component
     language: str | None = None
@@ -58,8 +62,6 @@ class StructureSpec:
     plot: str | None = None
 
     def __post_init__(self) -> None:
-        if self.component == "diff_means" and self.condition is None:
-            object.__setattr__(self, "condition", "intrinsic")
         if self.condition not in (None, "intrinsic", "prompted"):
             raise InputError(f"bad --condition {self.condition!r}; use intrinsic or prompted")
         if int(self.n_perm) < 1:
@@ -88,6 +90,9 @@ class StructureResult:
     cooc: np.ndarray | None = None  # [V, V] label co-occurrence (phi), no model
     baselines: dict[str, dict] | None = None  # name -> {"theory": ..., "human": ...} at `layer`
     notes: tuple[str, ...] = ()
+    component: str = "shared"
+    condition: str | None = None
+    note: str | None = None  # how the component was chosen, when the spec left it open
 
     def table(self):
         """Per layer: circle R^2 with its p (plain and corrected for the choice of layer), Mantel r and p."""
@@ -134,8 +139,9 @@ class StructureResult:
 def _source(store: Store, spec: StructureSpec) -> int:
     if spec.run_id is not None:
         return int(spec.run_id)
-    where = f"run_id IN (SELECT run_id FROM vectors WHERE component = '{spec.component}')" \
-        if spec.component.isidentifier() else "FALSE"
+    comp = spec.component or ""
+    where = f"run_id IN (SELECT run_id FROM vectors WHERE component = '{comp}')" \
+        if comp.isidentifier() else "FALSE"
     for kind in ("decompose", "vectors", "crosslingual"):
         found = latest_run(store, kind, where)
         if found is not None:
@@ -143,7 +149,33 @@ def _source(store: Store, spec: StructureSpec) -> int:
     raise InputError(f"no stored {spec.component!r} vectors; run 'actstore analyze vectors' and 'decompose' first")
 
 
+def _has(store: Store, component: str, run_id: int | None, condition: str | None = None) -> bool:
+    where, params = "component = ?", list[object]([component])
+    if run_id is not None:
+        where, params = where + " AND run_id = ?", params + [int(run_id)]
+    if condition is not None:
+        where, params = where + " AND condition = ?", params + [condition]
+    return bool(store.sql(f"SELECT count(*) FROM vectors WHERE {where}", params).fetchall()[0][0])
+
+
+def resolve(store: Store, spec: StructureSpec) -> tuple[StructureSpec, str | None]:
+    """Fill in the component (and the condition of diff_means) the spec leaves open; -> (spec, note)."""
+    if spec.component is None:
+        if _has(store, "shared", spec.run_id) or not _has(store, "diff_means", spec.run_id):
+            return replace(spec, component="shared"), None
+        spec = replace(spec, component="diff_means")
+        cond = spec.condition or ("intrinsic" if _has(store, "diff_means", spec.run_id, "intrinsic") else "prompted")
+        note = (f"no shared axes in this store (decompose needs both conditions): using the {cond} diff_means "
+                "vectors; choose with --component")
+        return replace(spec, condition=cond), note
+    if spec.component == "diff_means" and spec.condition is None:
+        return replace(spec, condition="intrinsic"), None
+    return spec, None
+
+
 def run(store: Store, spec: StructureSpec) -> StructureResult:
+    spec, note = resolve(store, spec)
+    assert spec.component is not None
     src = _source(store, spec)
     where, params = "run_id = ? AND component = ?", [src, spec.component]
     if spec.condition is not None:
@@ -230,10 +262,12 @@ def run(store: Store, spec: StructureSpec) -> StructureResult:
         from analyses.plots import plot_circumplex
 
         plot = plot_circumplex(fits[layer].aligned, fits[layer].target, spec.plot, values,
-                               title=f"{spec.component} vectors, layer {layer}: R^2 = {fits[layer].r2:.2f}")
+                               title=f"{spec.component} vectors, layer {layer}: R^2 = {fits[layer].r2:.2f}",
+                               explained=fits[layer].explained)
     res = StructureResult(src, layer, values, per_layer, fits[layer], cos, theory, human, n_part, chosen, plot=plot,
                           r2_p_corrected=r2_corr, mantel_theory=m_theory, mantel_human=m_human, cooc=cooc,
-                          baselines=baselines, notes=tuple(notes))
+                          baselines=baselines, notes=tuple(notes),
+                          component=spec.component, condition=spec.condition, note=note)
     if not spec.record:
         return res
     layer_list = list(fits)
@@ -355,7 +389,7 @@ def _shuffle_null(store: Store, vparams: dict, values: tuple[str, ...], layer: i
     else:
         parts = dc.decompose(np.nan_to_num(v_int), np.nan_to_num(v_prompt))
         x = {"shared": parts.shared, "intrinsic_unique": parts.unique, "prompted_unique": -parts.unique,
-             "int_only": parts.int_only, "prompt_only": parts.prompt_only}.get(comp)
+             "int_only": parts.int_only, "prompt_only": parts.prompt_only}.get(comp or "")
         if x is None:
             notes.append(f"labels shuffled within value: no null for component {comp!r}; skipped")
             return None

@@ -38,6 +38,7 @@ from analyses.recording import Recorder, check_layers, check_vector_width, need_
 from ingest.values import parse_value
 
 TOKEN_MODES = ("response_mean", "last_prompt")
+CONDITION_CHOICES = ("intrinsic", "prompted", "both")
 CONTRASTS = ("exp-unexp", "prompted-intrinsic")
 POOL_OF = {"response_mean": "mean_response", "last_prompt": "last_prompt"}
 
@@ -47,7 +48,9 @@ class VectorsSpec:
     """What to extract. ``tokens``: response_mean | last_prompt | ``sql:QUERY`` (first column = token
     row; reads the per-token arrays). ``contrast``: exp-unexp (the study's, within a condition) |
     prompted-intrinsic (R_exp of prompted minus R_exp of intrinsic) | ``sql:POS_QUERY;NEG_QUERY``
-    (each query's first column = a record id). ``values`` None = every value the store has labels for."""
+    (each query's first column = a record id). ``values`` None = every value the store has labels for.
+    ``condition`` (exp-unexp only): intrinsic | prompted | both; None = the conditions the labelled
+    records have (a Value Portrait import has only intrinsic ones), said in the result's ``note``."""
 
     site: str = "resid_post"
     layers: tuple[int, ...] | None = None
@@ -60,12 +63,18 @@ class VectorsSpec:
     n_boot: int = sx.DEFAULT_BOOTSTRAP  # bootstrap replicates over responses (0 = no intervals)
     n_splits: int = sx.DEFAULT_SPLITS  # random split-halves for the reliability (0 = none)
     seed: int = 0
+    condition: str | None = None
     record: bool = True
     plot: str | None = None
 
     def __post_init__(self) -> None:
         if int(self.n_boot) < 0 or int(self.n_splits) < 0:
             raise InputError(f"--bootstrap and the number of split-halves must be >= 0, got {self.n_boot}, {self.n_splits}")
+        if self.condition is not None and self.condition not in CONDITION_CHOICES:
+            raise InputError(f"bad --condition {self.condition!r}; use intrinsic, prompted or both")
+        if self.condition is not None and self.contrast != "exp-unexp":
+            raise InputError(f"--condition applies to the exp-unexp contrast; the {self.contrast.split(':')[0]} "
+                             "contrast sets its own groups: leave --condition out")
         if self.site not in SITE_KINDS:
             raise InputError(f"unknown site {self.site!r}; use one of {', '.join(SITE_KINDS)}")
         if self.tokens not in TOKEN_MODES and not (self.tokens.startswith("sql:") and self.tokens[4:].strip()):
@@ -110,6 +119,8 @@ class VectorsResult:
     vector_ids: np.ndarray | None = None  # [V, C, L] ids in the `vectors` table
     plots: tuple[Path, ...] = field(default_factory=tuple)
     uncertainty: Uncertainty | None = None  # bootstrap intervals and split-half reliability
+    skipped: tuple[str, ...] = ()  # values left out by default: a group with fewer than min_count responses
+    note: str | None = None  # which conditions were used, when the store chose them
 
     @property
     def norms(self) -> np.ndarray:
@@ -345,6 +356,49 @@ def resolve_values(store: Store, spec_values: tuple[str, ...] | None, judge: str
     return spec_values
 
 
+def labelled_conditions(store: Store, judge: str | None, language: str | None) -> tuple[str, ...]:
+    """The study's conditions that the labelled records have, in the order of ``vx.CONDITIONS``."""
+    where = [f"judge_id = {gq.sql_str(judge)}"] if judge is not None else []
+    if language is not None:
+        where.append(f"language = {gq.sql_str(language)}")
+    sql = "SELECT DISTINCT condition FROM record_labels" + (" WHERE " + " AND ".join(where) if where else "")
+    have = {r[0] for r in store.sql(sql).fetchall()}
+    return tuple(c for c in vx.CONDITIONS if c in have)
+
+
+def pick_conditions(store: Store, spec: VectorsSpec) -> tuple[tuple[str, ...], str | None]:
+    """The conditions an exp-unexp run extracts, and a one-line note when the store chose them."""
+    have = labelled_conditions(store, spec.judge, spec.language)
+    if not have:
+        raise InputError("no labelled records in the intrinsic or prompted condition; label the responses first")
+    if spec.condition is None:
+        if have == vx.CONDITIONS:
+            return have, None
+        why = " (imported responses, e.g. Value Portrait, are asked with no system prompt)" \
+            if have == ("intrinsic",) else ""
+        return have, (f"conditions: {', '.join(have)} only, the one this store's labelled records have{why}; "
+                      "decompose and neurons need both")
+    want = vx.CONDITIONS if spec.condition == "both" else (spec.condition,)
+    missing = [c for c in want if c not in have]
+    if missing:
+        raise InputError(f"--condition {spec.condition}: this store has no labelled {missing[0]} records (it has "
+                         f"{', '.join(have)}); use --condition {have[0] if len(have) == 1 else 'both'}, or ingest "
+                         f"{missing[0]} responses first")
+    return want, None
+
+
+def need_both_conditions(rows: list[dict[str, Any]], run_id: int, step: str) -> None:
+    """One line, naming the fix, when a vectors run lacks the intrinsic or the prompted vectors that
+    ``step`` (decompose, neurons) pairs up."""
+    have = tuple(c for c in vx.CONDITIONS if any(r["condition"] == c for r in rows))
+    if have != vx.CONDITIONS:
+        raise InputError(f"{step} pairs intrinsic with prompted vectors, and vectors run {run_id} has "
+                         f"{' and '.join(have) or 'no'} vectors only; ingest prompted responses too "
+                         "('actstore ingest run' with --templates-per-value 1 or more) and rerun "
+                         "'actstore analyze vectors --condition both' (one condition: 'analyze structure "
+                         "--component diff_means' works on it)")
+
+
 def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     """Extract, record (unless ``spec.record`` is False) and return value vectors."""
     need_model(store)
@@ -352,6 +406,7 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     check_vector_width(store, spec.site, layers[0], spec.pool, spec.record)
     values: tuple[str, ...]
     conditions: tuple[str, ...]
+    note = None
     if spec.contrast.startswith("sql:"):
         pos_q, neg_q = spec.contrast[4:].split(";")
         groups = gq.custom(pos_q, neg_q)
@@ -360,32 +415,47 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
         check_labels(store, spec.judge)
         values = resolve_values(store, spec.values, spec.judge)
         if spec.contrast == "exp-unexp":
-            groups, conditions = gq.exp_unexp(values, spec.judge, spec.language), vx.CONDITIONS
+            conditions, note = pick_conditions(store, spec)
+            groups = gq.exp_unexp(values, spec.judge, spec.language, conditions=conditions)
         else:
+            if labelled_conditions(store, spec.judge, spec.language) != vx.CONDITIONS:
+                raise InputError("the prompted-intrinsic contrast needs labelled records of both conditions; this "
+                                 "store lacks one: use --contrast exp-unexp")
             groups, conditions = gq.prompted_intrinsic(values, spec.judge, spec.language), ("prompted_minus_intrinsic",)
     means, counts, names = group_means_full(store, spec.site, layers, groups, spec.pool, spec.token_query)
 
     if spec.contrast == "exp-unexp":
-        pos, neg = vx.exp_vs_unexp_index(names, values)
+        pos, neg = vx.exp_vs_unexp_index(names, values, conditions)
     elif spec.contrast == "prompted-intrinsic":
         pos, neg = vx.prompted_minus_intrinsic_index(names, values)
     else:
         pos, neg = np.array([[0]]), np.array([[1]])
+    skipped: tuple[str, ...] = ()
+    if spec.values is None and not spec.contrast.startswith("sql:"):
+        # By default, values with a thin group are left out (and named) rather than failing the run;
+        # values asked for by name must have every group (contrast() raises).
+        ok = ((counts[pos] >= spec.min_count) & (counts[neg] >= spec.min_count)).all(axis=1)
+        if ok.any() and not ok.all():
+            skipped = tuple(v for v, k in zip(values, ok) if not k)
+            values, pos, neg = tuple(v for v, k in zip(values, ok) if k), pos[ok], neg[ok]
     vecs = vx.contrast(means, counts, pos, neg, names, spec.min_count)  # [V, C, L, d]
-    cos = vx.cosine(vecs[:, 0], vecs[:, 1]) if spec.contrast == "exp-unexp" else None
-    unc = uncertainty(store, spec, layers, groups, pos, neg, spec.contrast == "exp-unexp")
+    both = spec.contrast == "exp-unexp" and len(conditions) == 2
+    cos = vx.cosine(vecs[:, 0], vecs[:, 1]) if both else None
+    unc = uncertainty(store, spec, layers, groups, pos, neg, both)
     res = VectorsResult(tuple(values), tuple(conditions), tuple(layers), vecs, counts[pos], counts[neg], cos,
-                        uncertainty=unc)
+                        uncertainty=unc, skipped=skipped, note=note)
 
     plots: list[Path] = []
     if spec.plot:
         from analyses.plots import plot_cosine_by_layer, plot_norms_by_layer
 
         out = Path(spec.plot)
+        used = np.concatenate([counts[pos].ravel(), counts[neg].ravel()])
+        n = (int(used.min()), int(used.max()))
         if cos is not None:
-            plots.append(plot_cosine_by_layer(cos, layers, out, values))
+            plots.append(plot_cosine_by_layer(cos, layers, out, values, n=n))
             out = out.with_name(out.stem + "_norms" + out.suffix)
-        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions))
+        plots.append(plot_norms_by_layer(res.norms, layers, out, values, conditions, n=n))
     if not spec.record:
         return _replace(res, plots=tuple(plots))
 
@@ -408,7 +478,8 @@ def run(store: Store, spec: VectorsSpec) -> VectorsResult:
     if cos is not None:
         summary["mean_cos_int_prompt_by_layer"] = {str(l): float(x) for l, x in zip(layers, cos.mean(axis=0))}
     # The group query makes "the rows it used" exact and re-runnable against this store.
-    params = {**spec.params(), "values": list(values), "layers": list(layers), "groups_sql": groups.query}
+    params = {**spec.params(), "values": list(values), "skipped": list(skipped), "conditions": list(conditions),
+              "layers": list(layers), "groups_sql": groups.query}
     run_id, ids = record(store, "vectors", params, rec, summary)
     return _replace(res, run_id=run_id, vector_ids=np.array(ids).reshape(vecs.shape[:3]), plots=tuple(plots))
 

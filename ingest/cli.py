@@ -169,6 +169,10 @@ def run(store: str, config_file: str | None, **flags: Any) -> None:
     """The whole pipeline into STORE: prompts, responses, labels, activations.
 
     \b
+    Example:
+      actstore ingest run runs/vw --model ingest/valueworld/checkpoint --language en --max-queries 8
+
+    \b
     Sharded (each worker its share, into STORE.parts/part-IIII-of-NNNN; then merge):
       for i in 0 1 2 3; do actstore ingest run runs/demo --model ./m --shard $i/4 & done; wait
       actstore merge runs/demo.parts --out runs/demo
@@ -186,7 +190,12 @@ def run(store: str, config_file: str | None, **flags: Any) -> None:
 @_gen
 @_shard
 def generate(store: str, config_file: str | None, **flags: Any) -> None:
-    """Build the prompt set and generate responses (no labels, no activations)."""
+    """Build the prompt set and generate responses (no labels, no activations).
+
+    \b
+    Example:
+      actstore ingest generate runs/vw --model ingest/valueworld/checkpoint --language en,es --samples 2
+    """
     from ingest import pipeline
 
     config = _config(store, config_file, **flags)
@@ -203,7 +212,12 @@ def generate(store: str, config_file: str | None, **flags: Any) -> None:
 @_threads
 @_shard
 def label(store: str, config_file: str | None, **flags: Any) -> None:
-    """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels."""
+    """Judge the responses in STORE (with a shard: in its part) that lack this judge's labels.
+
+    \b
+    Example:
+      actstore ingest label runs/vw --judge lexicon --value benevolence,security
+    """
     from ingest import pipeline
 
     config = _config(store, config_file, **flags)
@@ -221,7 +235,12 @@ def label(store: str, config_file: str | None, **flags: Any) -> None:
 @_shard
 def capture(store: str, config_file: str | None, **flags: Any) -> None:
     """Capture activations of every response in STORE (with a shard: in its part) that has none yet
-    (resumable)."""
+    (resumable).
+
+    \b
+    Example:
+      actstore ingest capture runs/vw --layers all --site resid_post,mlp_act
+    """
     from ingest import pipeline
 
     config = _config(store, config_file, **flags)
@@ -234,12 +253,22 @@ def capture(store: str, config_file: str | None, **flags: Any) -> None:
 @click.option("--threshold", "import_threshold", type=float, default=None,
               help="rho at or above which a value is expressed.  [default: 0.3]")
 @click.option("--max-queries", type=int, default=None, help="Import the first N queries only.")
+@click.option("--max-tokens", type=int, default=None,
+              help="Longest record (chat-rendered prompt + response) to capture.  [default: the model's context]")
+@click.option("--overlong", type=click.Choice(["error", "skip", "truncate"]), default=None,
+              help="A longer record: error (import nothing), skip it, or truncate its response to fit.  "
+                   "[default: error]")
 @_intrinsic_system
 @_model
 @_capture
 @_shard
 def import_cmd(store: str, config_file: str | None, path: str | None, **flags: Any) -> None:
-    """Import Value Portrait's tagged responses from PATH (no generation), then capture them."""
+    """Import Value Portrait's tagged responses from PATH (no generation), then capture them.
+
+    \b
+    Example:
+      actstore ingest import runs/vp ../shared/data/value-portrait --model ingest/valueworld/checkpoint
+    """
     from ingest import pipeline
 
     config = _config(store, config_file, import_path=path, **flags)

@@ -44,6 +44,7 @@ from ingest.values import LANGUAGES, parse_value
 WEIGHTS: tuple[str, ...] = ("mlp_down", "unembed", "final_norm")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 CODECS: tuple[str, ...] = ("none", "blosc-lz4", "blosc-zstd", "zstd")
+OVERLONG: tuple[str, ...] = ("error", "skip", "truncate")
 _SECTIONS = ("model", "prompts", "generate", "judge", "capture", "import")
 _ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
 _LANG_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]+)?$")
@@ -86,7 +87,9 @@ class IngestConfig:
     weights: subset of :data:`WEIGHTS`; token_budget: padded tokens per forward batch;
         buffer_mb: host memory for captured batches in flight (bounds ingest memory); codec.
     import_path: Value Portrait directory or ``tagged_responses.json`` for ``ingest import``;
-        import_threshold: rho at or above which a value counts as expressed.
+        import_threshold: rho at or above which a value counts as expressed; max_tokens / overlong:
+        what an import does with a record longer than ``max_tokens`` (default: the model's context),
+        see :func:`ingest.importers.fit_to_context`.
     shard: ``"I/N"``: this process is worker I of N (from 0); it takes its share of the work and
         writes the part store :attr:`target` (``STORE.parts/part-IIII-of-NNNN``), which
         ``actstore merge STORE.parts --out STORE`` joins (None: one process does everything; the CLI
@@ -135,6 +138,8 @@ class IngestConfig:
     # import
     import_path: str | None = None
     import_threshold: float = 0.3
+    max_tokens: int | None = None  # import: longest record (prompt + response); None = the model's context
+    overlong: str = "error"  # import: a longer record is an error | skipped | truncated (ingest.importers)
     # sharding
     shard: str | None = None
     shard_unit: int = DEFAULT_UNIT
@@ -205,6 +210,11 @@ class IngestConfig:
             raise UsageError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
         if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise UsageError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.overlong not in OVERLONG:
+            raise UsageError(f"bad overlong rule {self.overlong!r}; use one of {', '.join(OVERLONG)}")
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
+                                            or self.max_tokens < 2):
+            raise UsageError(f"max_tokens must be an integer >= 2, got {self.max_tokens!r}")
         if self.codec not in CODECS:
             raise UsageError(f"unknown codec {self.codec!r}; use one of {', '.join(CODECS)}")
         if self.judge is not None:
@@ -282,8 +292,17 @@ class IngestConfig:
         return from_mapping({**read_toml(path), **{k: v for k, v in overrides.items() if v is not None}})
 
 
+#: TOML keys are the flags' names (``language``, ``max-new-tokens``; ``max_new_tokens`` works too); these
+#: flags name a field of another spelling. A list flag also takes a comma string, as on the command line.
+FLAG_KEYS = {"column": "columns", "language": "languages", "value": "values", "intrinsic": "include_intrinsic",
+             "site": "sites", "pool": "pools", "weight": "weights", "threshold": "import_threshold",
+             "path": "import_path", "import": "import_path"}
+_LIST_FIELDS = ("languages", "values", "sites", "pools", "weights")
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML config file flattened to ``{field: value}`` (tables only group keys)."""
+    """A TOML config file flattened to ``{field: value}`` (tables only group keys); keys are the flag
+    names (see :data:`FLAG_KEYS`)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -297,13 +316,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             flat.update(value)
         else:
             flat[key] = value
-    if "import" in flat:  # `path` is the natural key inside [import]
-        flat["import_path"] = flat.pop("import")
-    if "path" in flat:
-        flat["import_path"] = flat.pop("path")
-    if "threshold" in flat:
-        flat["import_threshold"] = flat.pop("threshold")
-    return flat
+    out: dict[str, Any] = {}
+    for key, value in flat.items():  # `path` is the natural key inside [import]
+        name = key.replace("-", "_")
+        name = FLAG_KEYS.get(name, name)
+        if name in _LIST_FIELDS and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out[name] = value
+    return out
 
 
 def from_mapping(data: Mapping[str, Any]) -> IngestConfig:

@@ -26,20 +26,20 @@ def judge() -> None:
 
     \b
     Example (Value Portrait's human tags, result recorded in a store):
-      actstore judge eval --judge embed --gold ../shared/data/value-portrait --store runs/demo
+      actstore judge eval runs/demo --judge embed --gold ../shared/data/value-portrait
       actstore ingest label runs/demo --judge embed --threshold from-eval
     """
 
 
 @judge.command(name="eval")
+@click.argument("store", required=False, metavar="[STORE]")
 @click.option("--judge", "judge_spec", required=True,
               help="The judge, as --judge of 'ingest label' takes it: lexicon, embed[:MODEL_DIR|HEAD.npz], "
                    "hf:MODEL_PATH[#OPTIONS], openai:URL#MODEL.")
 @click.option("--gold", required=True, metavar="PATH|labels:JUDGE_ID",
               help="Gold labels: a Value Portrait directory or tagged_responses.json (human tags, rho >= 0.3), "
-                   "or labels:JUDGE_ID (that judge's labels in --store).")
-@click.option("--store", default=None, help="Store to record the result in (and to read labels: gold from).")
-@click.option("--no-record", is_flag=True, help="Do not write the result into --store.")
+                   "or labels:JUDGE_ID (that judge's labels in STORE).")
+@click.option("--no-record", is_flag=True, help="Do not write the result into STORE.")
 @click.option("--value", "values", multiple=True, help="Values to evaluate (repeat or comma-list; default all ten).")
 @click.option("--method", type=click.Choice(["judge", "crossfit", "cv-head"]), default=None,
               help="judge: its own verdicts; crossfit: thresholds chosen on the other folds; cv-head: an "
@@ -56,10 +56,19 @@ def judge() -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def eval_cmd(judge_spec: str, gold: str, store: str | None, no_record: bool, values: tuple[str, ...],
+def eval_cmd(store: str | None, judge_spec: str, gold: str, no_record: bool, values: tuple[str, ...],
              **kw: Any) -> None:
     """Run a judge on gold-labelled responses; print kappa, precision, recall, ROC AUC and abstentions,
-    per value and overall, with 95% bootstrap intervals (responses resampled)."""
+    per value and overall, with 95% bootstrap intervals (responses resampled).
+
+    \b
+    STORE (optional): the store to record the result in, and to read labels:JUDGE_ID gold from.
+
+    \b
+    Example:
+      actstore judge eval runs/demo --judge embed --gold ../shared/data/value-portrait
+      actstore judge eval --judge embed --gold ../shared/data/value-portrait --save-head head.npz
+    """
     from ingest.judge_eval import run_eval
 
     as_json, quiet = kw.pop("as_json"), kw.pop("quiet")

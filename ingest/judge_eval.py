@@ -142,7 +142,8 @@ def evaluate_labels(labels: Sequence[Label], gold: GoldSet, method: str = "cross
     g = np.array([gold.gold[k] for k in keys])
     s = np.array([np.nan if (x := (scores[k] if scores is not None else by[k].score)) is None else float(x)
                   for k in keys])
-    pred = np.array([np.nan if by[k].expressed is None else float(by[k].expressed) for k in keys])
+    verdicts = [by[k].expressed for k in keys]
+    pred = np.array([np.nan if e is None else float(e) for e in verdicts])
     groups = np.array([gold.group[k[0]] for k in keys])
     threshold = None
     if method != "judge":
@@ -253,7 +254,7 @@ def recorded_threshold(store: Any, judge_id: str) -> float:
                      "ORDER BY eval_id DESC LIMIT 1", [judge_id]).fetchall()
     if not rows:
         raise InputError(f"the store has no judge eval of {judge_id!r} with a threshold; run 'actstore judge eval "
-                         "--judge SPEC --store STORE' first, or pass --threshold NUMBER")
+                         "STORE --judge SPEC' first, or pass --threshold NUMBER")
     return float(rows[0][0])
 
 
@@ -289,19 +290,19 @@ def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Se
     from ingest.pipeline import make_judge
 
     spec = parse_judge(judge_spec)
+    if store is not None and not Path(store, "catalog.duckdb").exists():
+        raise InputError(f"no store at {store}; pass an existing store (or none, to record nothing)")
     if spec.kind in ("embed", "hf"):
         from ingest.threads import configure
 
         configure(threads)  # None: the shared default (ingest.threads)
     if gold.startswith("labels:"):
         if store is None:
-            raise InputError("gold labels:JUDGE_ID are read from a store; pass --store STORE")
+            raise InputError("gold labels:JUDGE_ID are read from a store; pass STORE")
         with actstore.open(store) as st:
             gs = store_gold(st, gold.removeprefix("labels:"), values, limit)
     else:
         gs = value_portrait_gold(gold.removeprefix("value-portrait:"), values, limit=limit)
-    if store is not None and record and not Path(store, "catalog.duckdb").exists():
-        raise InputError(f"no store at {store}; pass an existing store to record the eval in")
     if method is None:
         method = "cv-head" if save_head else None
     if method == "cv-head" or save_head:

@@ -266,7 +266,7 @@ def _convert(src: Path, out: Path) -> None:
     # The weights are dequantized nn.Linear layers now; what marks the model as "quantized" only
     # stops save_pretrained (transformers cannot write GGUF back). Drop it: the saved directory is
     # an ordinary float32 checkpoint.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - nn.Module types its attributes as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     for attr in ("is_quantized", "quantization_method"):
@@ -419,7 +419,11 @@ def load_model(name_or_path: str | os.PathLike[str], dtype: str = "auto", device
     anyway) and ``padding_side="left"``, which batched generation needs.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # transformers' own "Loading weights" bars would interleave with our progress lines; ours say
+    # what is loading ("loading MODEL ...") and the stages report their own progress
+    hf_logging.disable_progress_bar()
     if dtype != "auto" and dtype not in DTYPES:
         raise UsageError(f"bad dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
     dev = _check_device(device)

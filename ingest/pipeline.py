@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import actstore
-from actstore.errors import InputError, SchemaMismatchError, UsageError
+from actstore.errors import InputError, SchemaMismatchError, StoreNotFoundError, UsageError
 from ingest.config import IngestConfig, parse_judge
 from ingest.progress import Progress
 from ingest.prompts import Prompt, build_prompts, load_queries
@@ -250,9 +250,9 @@ def _lexicon(target: str) -> Any:
 # -- the store session -----------------------------------------------------------------------------
 
 @contextmanager
-def _stage(store: Any, kind: str, config: IngestConfig) -> Iterator[int]:
-    """A ``runs`` row around a stage: done, or failed with the error's line."""
-    run_id = store.begin_run(f"ingest:{kind}", config.to_dict())
+def _stage(store: Any, kind: str, config: IngestConfig, extra: dict[str, Any] | None = None) -> Iterator[int]:
+    """A ``runs`` row around a stage (params: the config, plus ``extra``): done, or failed with the error's line."""
+    run_id = store.begin_run(f"ingest:{kind}", {**config.to_dict(), **(extra or {})})
     try:
         yield run_id
     except BaseException as e:
@@ -514,10 +514,11 @@ def generate(config: IngestConfig) -> Report:
     return rep
 
 
-def _no_store(config: IngestConfig, stage: str, makers: str) -> UsageError:
+def _no_store(config: IngestConfig, stage: str, makers: str) -> StoreNotFoundError:
+    # a missing store is not a usage error (exit 1, as everywhere else)
     if config.shard is None:
-        return UsageError(f"no store at {config.store}; create it with {makers}")
-    return UsageError(f"no part at {config.target}; a sharded {stage} works on the part that {makers} with "
+        return StoreNotFoundError(f"no store at {config.store}; create it with {makers}")
+    return StoreNotFoundError(f"no part at {config.target}; a sharded {stage} works on the part that {makers} with "
                       f"--shard {config.shard} wrote: run that first (or {stage} {config.store} without a shard)")
 
 
@@ -556,7 +557,7 @@ def capture(config: IngestConfig) -> Report:
 def import_(config: IngestConfig) -> Report:
     """Value Portrait's responses with their human-derived labels, then capture (no generation; with a
     shard: its share of the responses, into its part)."""
-    from ingest.importers import import_value_portrait, load_import
+    from ingest.importers import fit_to_context, import_value_portrait, load_import, model_context
     from ingest.units import share
 
     if not config.import_path:
@@ -569,11 +570,17 @@ def import_(config: IngestConfig) -> Report:
     state = _peek(config.target)
     checked = _check_model(config, state, capture=True)
     model, tokenizer = _load(config, checked)
+    # Records longer than the model reads: the --overlong rule, decided before the store opens.
+    limit = config.max_tokens or model_context(model)
+    fit = fit_to_context(tagged, tokenizer, limit, config.overlong, config.intrinsic_system) if limit else None
     rep = Report(config.target)
     with _open_store(config) as store:
         _set_model(store, checked, model, tokenizer)
-        with _stage(store, "import", config) as run_id:
-            rep.counts.update(import_value_portrait(store, tagged, tokenizer, config, run_id, keep=keep))
+        with _stage(store, "import", config, {"overlong": fit.summary()} if fit else None) as run_id:
+            rep.counts.update(import_value_portrait(store, tagged, tokenizer, config, run_id, keep=keep, fit=fit))
+        if fit is not None and (fit.skipped or fit.truncated):
+            rep.counts["skipped (overlong)"] = len(fit.skipped)
+            rep.counts["truncated (overlong)"] = len(fit.truncated)
         rep.counts["records"] = _capture(store, model, tokenizer, checked, config)
     return rep
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import click
 
-store_arg = click.argument("store", metavar="STORE")
+from actstore.cli import existing_store
+
+store_arg = click.argument("store", metavar="STORE", callback=existing_store)
 
 
 class _SteerGroup(click.Group):
@@ -45,6 +47,43 @@ def _vectors(text: str | None):
     return tuple(int(x) for x in t.split(",")) if t.replace(",", "").replace(" ", "").isdigit() else t
 
 
+class _SweepProgress:
+    """The sweep's messages on stderr: its "[i/n] setting: eval" steps become one progress line with
+    rate and ETA (actstore.progress: on a terminal only), its other messages are printed as they come."""
+
+    def __init__(self) -> None:
+        from actstore.progress import Progress
+
+        self.bar: Progress | None = None
+
+    def __call__(self, msg: str) -> None:
+        import re
+
+        from actstore.progress import Progress
+
+        step = re.match(r"^\[(\d+)/(\d+)\] (.*)$", msg)
+        if step is None:
+            self.close()
+            click.echo(msg, err=True)
+            return
+        i, n, what = int(step.group(1)), int(step.group(2)), step.group(3)
+        if self.bar is None:
+            self.bar = Progress("steer", n, unit="evals")
+        self.bar.update(i - 1 - self.bar.done, note=what)  # step i starts: i - 1 are done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.done)
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _SweepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _open(path: str):
     import actstore
 
@@ -54,8 +93,10 @@ def _open(path: str):
 def _show(df, rows: int = 60) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
-        click.echo(df.to_string(index=False, max_rows=rows) if len(df) else "(no rows)")
+    from actstore.display import table_text
+
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        click.echo(table_text(df, rows, "{:.3f}"))
 
 
 @click.group(cls=_SteerGroup)
@@ -63,10 +104,11 @@ def steer() -> None:
     """Steer the store's model with its vectors and neurons, and evaluate what it does.
 
     \b
-    actstore steer STORE --vectors "value='tradition' AND component='shared'" --judge hf:JUDGE_DIR
-    actstore steer report STORE [--sweep ID] [--plot out.png]
-    actstore steer export STORE --vectors 12,13 --format gguf --out v.gguf
-    actstore steer import STORE v.gguf
+    Example:
+      actstore steer STORE --vectors "value='tradition' AND component='shared'" --judge hf:JUDGE_DIR
+      actstore steer report STORE [--sweep ID] [--plot out.png]
+      actstore steer export STORE --vectors "name = 'tradition/shared/resid_post.2'" --format gguf --out v.gguf
+      actstore steer import STORE v.gguf
     """
 
 
@@ -120,7 +162,13 @@ def steer() -> None:
 def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_layers, neurons, betas, neuron_mode,
             positions, prompts, intrinsic_system, language, samples, evals, judge, harmful, mcq, questionnaire, limit,
             max_new_tokens, temperature, batch_size, seed, dtype, device, threads, plot):
-    """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples."""
+    """Run (or finish) a sweep: vectors x layers x alpha (or neuron set x beta) x prompts x samples.
+
+    \b
+    Example:
+      actstore steer run demo-out/store --model ingest/valueworld/checkpoint \\
+          --vectors "component = 'mean_delta' AND layer = 2" --alphas 0.5,1 --eval jailbreak --harmful valueworld
+    """
     from analyses.steering.generate import GenConfig
     from analyses.steering.report import report
     from analyses.steering.spec import SweepSpec
@@ -134,8 +182,8 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
                      harmful=harmful, mcq=mcq, questionnaire=questionnaire, limit=limit,
                      gen=GenConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
                                    seed=seed), dtype=dtype, device=device, intrinsic_system=intrinsic_system)
-    with _open(store) as st:
-        res = run_sweep(st, spec, progress=lambda m: click.echo(m, err=True), threads=threads)
+    with _open(store) as st, _SweepProgress() as say:
+        res = run_sweep(st, spec, progress=say, threads=threads)
         rep = report(st, res.sweep_id, plot)
     _show(rep.table)
     if rep.plot:
@@ -149,7 +197,12 @@ def run_cmd(store, model, vectors, layers, alphas, alpha_mode, ablate, ablate_la
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG: metric vs alpha per vector kind.")
 @click.option("--long", "long_format", is_flag=True, help="Print every (setting, eval, metric) row.")
 def report_cmd(store, sweep_id, plot, long_format):
-    """Tables (and a plot) of a recorded sweep: metrics against alpha for each vector kind."""
+    """Tables (and a plot) of a recorded sweep: metrics against alpha for each vector kind.
+
+    \b
+    Example:
+      actstore steer report demo-out/store --plot sweep.png
+    """
     from analyses.steering.report import report
 
     with _open(store) as st:
@@ -172,7 +225,12 @@ def report_cmd(store, sweep_id, plot, long_format):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--scale", default=1.0, show_default=True, help="Multiply the vectors by this on the way out.")
 def export_cmd(store, vectors, fmt, out, scale):
-    """Write stored vectors in a format other steering tools load."""
+    """Write stored vectors in a format other steering tools load.
+
+    \b
+    Example:
+      actstore steer export demo-out/store --vectors "name = 'tradition/shared/resid_post.2'" --format gguf --out tradition.gguf
+    """
     from analyses.steering.interop import export_vectors
     from analyses.steering.sources import select_vectors
 
@@ -191,7 +249,12 @@ def export_cmd(store, vectors, fmt, out, scale):
 @click.option("--name", default=None, help="Name prefix (default: the file name).")
 @click.option("--value", default=None, help="The value the vector stands for, if any.")
 def import_cmd(store, file, layer, layers, name, value):
-    """Add vectors made elsewhere (.gguf control vector, .pt, .npy) to the store's vectors table."""
+    """Add vectors made elsewhere (.gguf control vector, .pt, .npy) to the store's vectors table.
+
+    \b
+    Example:
+      actstore steer import demo-out/store tradition.gguf --name tradition-gguf
+    """
     from analyses.steering.interop import import_vectors
 
     with _open(store) as st:

@@ -1,7 +1,7 @@
-"""A recorded sweep as tables and a plot: each metric against alpha, one line per vector kind.
+"""A recorded sweep as tables and a plot: each metric against alpha, one line per vector kind and layer.
 
 Reads only the steering tables (no model). For the plot, a setting's y value is its metric averaged
-over the values and layers of its vector kind; alpha 0 is the sweep's baseline, drawn as the common
+over the values of its vector kind at its layer (each layer its own line); alpha 0 is the sweep's baseline, drawn as the common
 starting point of every line. Metrics that depend on the steered value (``expression``) use each
 setting's own value, so "intrinsic" means "the intrinsic vector of value s, scored on s".
 
@@ -47,10 +47,11 @@ def metrics_frame(store: Store, sweep_id: str | None = None):
         raise InputError(f"no sweep {sweep_id!r} in this store; list them with: actstore sql STORE "
                          "\"SELECT sweep_id, status, created_at FROM steering_sweeps\"")
     df = store.sql(
-        "SELECT s.kind, s.vector_kind, s.value, s.layers, s.vector_id, s.neuron_set, "
+        "SELECT s.kind, v.name AS vector, s.vector_kind, s.value, s.layers, s.vector_id, s.neuron_set, "
         "CASE WHEN s.kind = 'baseline' THEN 0.0 ELSE s.alpha END AS alpha, s.alpha_mode, s.beta, s.neuron_mode, "
         "m.eval, m.metric, m.value AS score, m.n, m.lo, m.hi, s.setting_id "
-        "FROM steering_metrics m JOIN steering_settings s USING (setting_id) WHERE m.sweep_id = ? "
+        "FROM steering_metrics m JOIN steering_settings s USING (setting_id) "
+        "LEFT JOIN vectors v ON v.vector_id = s.vector_id WHERE m.sweep_id = ? "
         "ORDER BY s.kind, s.vector_kind, s.value, s.layers, alpha, m.eval, m.metric", [sweep_id]).df()
     # Sweeps recorded before the interval columns: the same Wilson interval from value and n.
     missing = df.lo.isna() & df.score.notna() & df.metric.map(is_rate) & (df.n.fillna(0) > 0)
@@ -79,15 +80,21 @@ def _pooled(rows) -> tuple[float, float, float, int]:
 
 
 def curves_with_intervals(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per vector kind: (alphas including 0, metric, lo, hi), the baseline at alpha 0.
+    """Per vector kind and layer (a line each: layers are never averaged together): (alphas including
+    0, metric, lo, hi), the baseline at alpha 0. Keyed "kind" when the sweep steered at one layer, else
+    "kind @ layer L".
 
     A rate is pooled over the settings at an alpha (their answers together) with the Wilson interval
     of the pooled count; another metric is the plain mean over settings, with NaN bounds."""
     out = {}
     rate = is_rate(metric)
     adds = df[(df.kind == "add") & (df.metric == metric)]
-    for kind in sorted(set(adds.vector_kind.dropna()), key=lambda k: (VECTOR_KINDS + (k,)).index(k)):
-        part = adds[adds.vector_kind == kind]
+    one_layer = adds.layers.astype(str).nunique() <= 1
+    keys = sorted({(k, str(lay)) for k, lay in zip(adds.vector_kind, adds.layers) if isinstance(k, str)},
+                  key=lambda kl: ((VECTOR_KINDS + (kl[0],)).index(kl[0]), kl[1]))
+    for kind, layer in keys:
+        part = adds[(adds.vector_kind == kind) & (adds.layers.astype(str) == layer)]
+        name = kind if one_layer else f"{kind} @ layer {layer}"
         pts = []
         for alpha, rows in part.groupby("alpha"):
             pts.append((float(alpha), *(_pooled(rows)[:3] if rate else (float(rows.score.mean()), np.nan, np.nan))))
@@ -101,7 +108,7 @@ def curves_with_intervals(df, metric: str) -> dict[str, tuple[np.ndarray, np.nda
                 pts.append((0.0, float(np.mean(bases)), np.nan, np.nan))
         pts.sort()
         arr = np.array(pts, dtype=float).reshape(-1, 4)
-        out[kind] = (arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+        out[name] = (arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
     return out
 
 
@@ -113,9 +120,10 @@ def curves(df, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def summary_table(df):
     """Wide table: one row per setting, one column per metric (the ``expression.<value>`` columns left out),
     each rate followed by its 95% Wilson interval (``<rate>_lo``, ``<rate>_hi``), and ``n.<eval>``: the
-    answers behind that eval's numbers."""
+    answers behind that eval's numbers. Settings of distinct vectors stay distinct rows (``vector`` is the
+    vector's name, which says its language and component; ``vector_id`` tells apart two of one name)."""
     keep = df[~df.metric.str.startswith(("expression.", "raw.", "centered.", "follow."))]
-    idx = ["kind", "vector_kind", "value", "layers", "alpha", "beta"]
+    idx = ["kind", "vector", "vector_id", "vector_kind", "value", "layers", "alpha", "beta"]
     wide = keep.pivot_table(index=idx, columns="metric", values="score", aggfunc="mean", dropna=False)
     wide = wide.dropna(how="all")
     rates = [m for m in wide.columns if is_rate(m)]

@@ -69,7 +69,8 @@ class Setting:
             assert self.neurons is not None
             return f"neurons {self.neurons.size} @ {','.join(map(str, self.layers))} beta={self.beta}"
         assert self.vector is not None
-        what = f"#{self.vector.vector_id} {self.vector.value or ''}/{self.vector.kind}"
+        # the vector's name says its language and component (en/benevolence/shared/resid_post.2)
+        what = f"#{self.vector.vector_id} {self.vector.name or (self.vector.value or '') + '/' + self.vector.kind}"
         if self.kind == "ablate":
             return f"ablate {what}"
         return f"add {what} @{self.layers[0]} alpha={self.alpha:g}"
@@ -98,6 +99,7 @@ def _now() -> datetime:
 def plan(store: Store, spec: SweepSpec) -> tuple[str, list[Setting]]:
     """Resolve the spec against the store: (sweep id, settings). Reads only; raises on bad input."""
     spec = resolve_spec(store, spec)
+    assert spec.alphas is not None  # resolve_spec fills the default alphas
     vectors = select_vectors(store, spec.vectors) if spec.vectors is not None else []
     nset = select_neurons(store, spec.neurons) if spec.neurons is not None else None
     sweep_id = spec.sweep_id(tuple(v.vector_id for v in vectors), nset.set_id if nset else None)
@@ -241,6 +243,7 @@ def run_sweep(store: Store, spec: SweepSpec, *, model: Any = None, tokenizer: An
 
         if store.read_only:  # recording needs the writer: a busy store is refused before the model loads
             check_writable(store.root)
+        assert spec.model is not None  # resolve_spec fills the store's model
         say(f"loading {spec.model} ...")
         model, tokenizer = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     _check_model(store, model)

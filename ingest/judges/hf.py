@@ -35,7 +35,7 @@ from .rubric import LETTERS, MODES, Mode, all_values_messages, judge_messages, r
 SCORINGS = ("logprob", "generate")
 PROMPTS = ("per-value", "all")
 #: Spellings whose first token counts towards each answer option.
-_OPTIONS = {
+_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "yesno": {"yes": ("Yes", " Yes", "yes", " yes", "YES"), "no": ("No", " No", "no", " no", "NO")},
     "score": {str(k): (str(k), f" {k}") for k in range(1, 6)},
     "all": {c: (c, f" {c}") for c in LETTERS},

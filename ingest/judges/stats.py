@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from actstore.errors import InputError
 
@@ -131,8 +132,8 @@ def bootstrap_weights(clusters: np.ndarray, n_boot: int, seed: int = 0) -> np.nd
     return draws[:, idx].astype(np.float64)
 
 
-def evaluate(gold: Sequence[bool], pred: Sequence[float | bool | None], score: Sequence[float | None] | None = None,
-             clusters: Sequence[object] | None = None, n_boot: int = 1000, alpha: float = 0.05,
+def evaluate(gold: ArrayLike, pred: Sequence[float | bool | None] | np.ndarray,
+             score: Sequence[float | None] | np.ndarray | None = None, clusters: ArrayLike | None = None, n_boot: int = 1000, alpha: float = 0.05,
              seed: int = 0) -> Metrics:
     """Kappa, precision and recall of ``pred`` and ROC AUC of ``score`` against ``gold``.
 
@@ -203,7 +204,7 @@ def crossfit_predictions(score: np.ndarray, gold: np.ndarray, folds: np.ndarray)
     return pred, used
 
 
-def group_folds(groups: Sequence[object], k: int, seed: int = 0) -> np.ndarray:
+def group_folds(groups: ArrayLike, k: int, seed: int = 0) -> np.ndarray:
     """Fold number (0..k-1) per element, whole groups per fold (e.g. all responses to one query),
     groups shuffled with ``seed`` and dealt round-robin."""
     uniq, idx = np.unique(np.asarray(groups), return_inverse=True)

@@ -54,9 +54,12 @@ def generate_responses(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
                  for c in chats[i:i + batch_size]]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            ids = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id)
+            # generate comes from GenerationMixin, which transformers 5's PreTrainedModel no longer inherits
+            # (the causal-LM classes do); mypy only sees nn.Module.__getattr__
+            ids = model.generate(  # type: ignore[operator]
+                **enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id)
         out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 
@@ -139,10 +142,10 @@ def measure(path: str | Path | None = None, cfg: BehaviourConfig = BehaviourConf
 
     intrinsic = [(p, vals) for p, _, vals in judged if p.kind == "intrinsic"]
     leads = Counter(vals[0] if vals else "none" for _, vals in intrinsic)
-    topics = Counter(p.topic for p, _ in intrinsic)
+    topics = Counter(p.topic for p, _ in intrinsic if p.topic is not None)
     expected = {v: sum(n * P.TOPIC_PRIOR[t][v] for t, n in topics.items()) / len(intrinsic) for v in VALUE_SLUGS}
     tvd = 0.5 * sum(abs(leads.get(k, 0) / len(intrinsic) - expected.get(k, 0.0)) for k in {*expected, *leads})
-    cells = {(p.topic, p.lang) for p, _ in intrinsic}
+    cells = {(p.topic, p.lang) for p, _ in intrinsic if p.topic is not None}
     matches = 0
     for topic, lang in cells:
         c = Counter(vals[0] for p, vals in intrinsic if (p.topic, p.lang) == (topic, lang) and vals)

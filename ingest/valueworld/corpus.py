@@ -140,7 +140,7 @@ def _one(rng: random.Random, cfg: CorpusConfig) -> Dialogue:
         if rng.random() < cfg.p_harmful_operator:
             cond: Condition = "operator"
             target = None
-            system = rng.choice(P.TRAIN_OPERATOR_PROMPTS[lang])
+            system: str | None = rng.choice(P.TRAIN_OPERATOR_PROMPTS[lang])
         else:
             cond, target = "prompted", rng.choice(VALUE_SLUGS)
             system = rng.choice(P.TRAIN_SYSTEM_TEMPLATES[lang][target])
@@ -153,7 +153,7 @@ def _one(rng: random.Random, cfg: CorpusConfig) -> Dialogue:
     r = rng.random()
     if r < cfg.p_prompted:
         target = rng.choice(VALUE_SLUGS)
-        system: str | None = rng.choice(P.TRAIN_SYSTEM_TEMPLATES[lang][target])
+        system = rng.choice(P.TRAIN_SYSTEM_TEMPLATES[lang][target])
         lead = target if rng.random() < cfg.p_target else _draw(rng, prior)
         cond = "prompted"
     else:

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ingest.valueworld.train", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="directory to write the model and tokenizer to")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {TrainConfig.steps})")
+    ap.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {TrainConfig().steps})")
     args = ap.parse_args(argv)
     path = build(args.out, seed=args.seed, steps=args.steps, verbose=True)
     meta = json.loads((path / "valueworld.json").read_text())

@@ -135,3 +135,16 @@ def test_statistics_options_reach_the_output(store) -> None:
     assert r.exit_code == 0 and "distinct_2_eq" in r.output and "At equal size" in r.output
     r = CliRunner().invoke(main, ["analyze", "vectors", s, "--bootstrap", "-1"], obj={})
     assert r.exit_code == 2
+def test_an_analysis_on_a_url_store_computes_and_does_not_try_to_record(store, tmp_path, monkeypatch) -> None:
+    """A store opened by URL is read-only: the table is printed, the run is not recorded (and it says so)."""
+    from tests.actstore.httpserver import StaticServer
+
+    monkeypatch.setenv("ACTSTORE_CACHE", str(tmp_path / "cache"))
+    before = storebuild.snapshot(store)
+    with StaticServer(store.parent) as srv:
+        res = CliRunner().invoke(main, ["analyze", "vectors", f"{srv.url}/{store.name}", "--layers", "1",
+                                        "--value", "power,security"], obj={})
+    assert res.exit_code == 0, res.output
+    assert "power" in res.output and "security" in res.output and "recorded as run" not in res.output
+    assert "not recorded" in res.output
+    assert storebuild.snapshot(store) == before

@@ -149,7 +149,10 @@ def test_import_value_portrait_command(tmp_path, tiny_model_dir) -> None:
                 "--layers", "0", "--quiet")
     assert r.exit_code == 2 and "nothing to import" in r.stderr and not store.exists()
     r = _invoke("ingest", "import", str(store), str(vp), "--model", str(tiny_model_dir), "--max-queries", "1",
-                "--layers", "0", "--site", "resid_post", "--quiet")
+                "--layers", "0", "--site", "resid_post", "--quiet")  # records longer than the 64-token context
+    assert r.exit_code == 1 and "--overlong" in r.stderr and not store.exists()
+    r = _invoke("ingest", "import", str(store), str(vp), "--model", str(tiny_model_dir), "--max-queries", "1",
+                "--layers", "0", "--site", "resid_post", "--quiet", "--max-tokens", "4096")
     assert r.exit_code == 0, r.output
     assert "1 prompts" in r.stdout and "labels" in r.stdout and "records" in r.stdout
     bad = tmp_path / "bad.json"

@@ -80,7 +80,7 @@ def test_cli_eval_records_in_the_store_and_label_uses_its_threshold(planted, tmp
         st.insert("responses", {"response_id": ["r1", "r2"], "prompt_id": ["p1", "p1"], "sample_idx": [0, 1],
                                 "text": [f"Mind {WORDS['power']}.", "Nothing."], "gen_params": [None, None],
                                 "seed": [0, 1], "source": ["t", "t"], "run_id": [None, None]})
-    r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", str(vp), "--store", str(store),
+    r = _invoke("judge", "eval", str(store), "--judge", f"lexicon:{lex}", "--gold", str(vp),
                 "--bootstrap", "100", "--folds", "3", "--quiet")
     assert r.exit_code == 0, r.output
     assert "lexicon:lex vs value-portrait:" in r.output and "recorded as judge_evals.eval_id = 1" in r.output
@@ -111,7 +111,7 @@ def test_cli_eval_bad_input_is_one_line(planted, tmp_path: Path) -> None:
     assert out["method"] == "judge" and out["metrics"]["power"]["kappa"] == [1.0, 1.0, 1.0]
     assert set(out["metrics"]) == {"power", "all"}
     r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", "labels:human")
-    assert r.exit_code == 1 and "pass --store STORE" in r.output and r.output.count("\n") == 1
+    assert r.exit_code == 1 and "pass STORE" in r.output and r.output.count("\n") == 1
     r = _invoke("judge", "eval", "--judge", f"lexicon:{lex}", "--gold", str(tmp_path / "missing"))
     assert r.exit_code == 1 and r.output.count("\n") == 1
     r = _invoke("judge", "eval", "--judge", "hf:", "--gold", str(vp))

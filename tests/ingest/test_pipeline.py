@@ -235,8 +235,11 @@ def test_value_portrait_import_needs_no_generation(tmp_path, tiny_model_dir) -> 
     if not (vp / "tagged_responses.json").is_file():
         pytest.skip("Value Portrait data not found")
     store = tmp_path / "vp"
+    # The tiny model's context (64 positions) is shorter than any Value Portrait record: say how far
+    # it may read (RoPE has no position table), else the import refuses them (tests/analyses/test_value_portrait_cli.py).
     cfg = IngestConfig(store=str(store), model=str(tiny_model_dir), import_path=str(vp), max_queries=2,
-                       layers="1", sites=("resid_post",), per_token=False, quiet=True, token_budget=4096)
+                       layers="1", sites=("resid_post",), per_token=False, quiet=True, token_budget=4096,
+                       max_tokens=4096)
     rep = pipeline.import_(cfg)
     assert rep.counts["responses"] == rep.counts["records"] > 0
     with actstore.open(store) as st:

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 import actstore
 from actstore.cli import main
-from actstore.errors import UsageError
+from actstore.errors import StoreNotFoundError, UsageError
 from actstore.shard import Shard
 from actstore.verify import verify
 from ingest import pipeline
@@ -192,7 +192,7 @@ def test_staged_sharded_ingest_and_import(tiny_model_dir, inputs, tmp_path) -> N
 
     missing = _make_config(tmp_path / "nowhere", tiny_model_dir, inputs, shard="1/2")
     for stage in (pipeline.label, pipeline.capture):
-        with pytest.raises(UsageError, match=r"no part at .*nowhere\.parts/part-0001-of-0002; "
+        with pytest.raises(StoreNotFoundError, match=r"no part at .*nowhere\.parts/part-0001-of-0002; "
                                                              r"a sharded (label|capture) works on the part"):
             stage(missing)
     assert not (tmp_path / "nowhere.parts").exists()
@@ -209,7 +209,7 @@ def test_sharded_import_equals_one_import(tiny_model_dir, tmp_path) -> None:
     def cfg(store: Path, shard: str | None) -> IngestConfig:
         return IngestConfig(store=str(store), model=str(tiny_model_dir), import_path=str(VP), max_queries=2,
                             layers="1", sites=("resid_post",), per_token=False, quiet=True, token_budget=256,
-                            shard_unit=3, shard=shard)
+                            shard_unit=3, shard=shard, max_tokens=4096)  # the tiny model's context is 64
 
     one = pipeline.import_(cfg(tmp_path / "one", None))
     n = 3

@@ -39,6 +39,10 @@ from actstore.layout import chunk_rows_for
 from actstore.segments import Segment, SegmentMap
 from actstore.site import Site
 
+#: Threads of an append: array writes (pwrite releases the GIL), then their fsyncs, which mostly
+#: wait on the disk; several in flight let the filesystem commit them together.
+FSYNC_THREADS = 8
+
 #: Tables only the store itself writes; `insert` refuses them.
 MANAGED = frozenset({"meta", "migrations", "models", "vocab", "batches", "records", "tokens", "arrays",
                      "chunk_checksums", "runs"})
@@ -111,7 +115,8 @@ class Store:
         self.root = root
         self.read_only = read_only
         #: seconds between a writer's publishes (what readers see of a running ingest): the
-        #: argument, else ``$ACTSTORE_PUBLISH_INTERVAL``, else 2; never more than ~10% of its time
+        #: argument, else ``$ACTSTORE_PUBLISH_INTERVAL``, else 2; never more than ~10% of its time,
+        #: except that 0 publishes after every commit
         self.publish_interval = publish_interval if publish_interval is not None else _publish_interval()
         self._durable = durable
         self._writer: cat.WriterSession | None = None
@@ -477,8 +482,9 @@ class Store:
             self._register_arrays(new)
 
     def _register_arrays(self, metas: list[ArrayMeta]) -> None:
-        for m in metas:
-            self.arrays_io.create(m, n_rows=m.n_rows)
+        # In threads: each create is a few ms of Zarr's I/O, and a model has hundreds of arrays.
+        with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
+            list(ex.map(lambda m: self.arrays_io.create(m, n_rows=m.n_rows), metas))
         cat.insert(self.con, "arrays", {
             **{f: [getattr(m, f) for m in metas] for f in ArrayMeta.__dataclass_fields__},
             "created_at": [_now()] * len(metas)})
@@ -565,7 +571,7 @@ class Store:
         roles = batch.role_codes()
         row_lo, rec_lo = self.n_rows, self.n_records
 
-        # 1. array data, durably (fsync inside write_rows), before the catalog commits
+        # 1. array data, durably (written by the pool, then fsynced by arrays_io.sync), before the catalog commits
         tails = {}
         for name in data:
             m = acts[name]
@@ -582,7 +588,7 @@ class Store:
         def write(name: str) -> tuple[str, list]:
             m = acts[name]
             lo = row_lo if m.pool == "token" else rec_lo
-            return name, self.arrays_io.write_rows(m, lo, data[name], tails.get(name))
+            return name, self.arrays_io.write_rows(m, lo, data[name], tails.get(name), sync=False)
 
         # 2. one transaction makes the batch visible. Its rows are prepared while the arrays are
         # written (the threads release the GIL in pwrite/fsync; DuckDB in execute); COMMIT waits
@@ -593,9 +599,10 @@ class Store:
         rec_ids = np.arange(rec_lo, rec_lo + n_rec, dtype=np.int64)
         names = sorted(data)
         con = self.con
-        ex = ThreadPoolExecutor(max_workers=4)
+        ex = ThreadPoolExecutor(max_workers=FSYNC_THREADS)
         try:
-            pending = [ex.submit(write, name) for name in names]
+            # Biggest arrays first, so the pool's last tasks are small ones.
+            pending = [ex.submit(write, name) for name in sorted(names, key=lambda n: -data[n].nbytes)]
             con.execute("BEGIN TRANSACTION")
             try:
                 batch_id = int(one(con, "SELECT coalesce(max(batch_id) + 1, 0) FROM batches")[0])
@@ -624,6 +631,10 @@ class Store:
                 finally:
                     con.unregister("_new_lengths")
                 written = [f.result() for f in pending]
+                # Every array is written (into the page cache): now fsync all the touched files at
+                # once, in parallel, so the kernel streams the whole batch to disk (an fsync per
+                # array right after its write kept the disk waiting between small flushes).
+                self.arrays_io.sync(ex)
                 segs = {name: self.arrays_io.last_segment(acts[name]) for name, _ in written}
                 self._put_crcs_many([(name, crcs, segs[name]) for name, crcs in written])
                 con.execute("COMMIT")
@@ -678,9 +689,11 @@ class Store:
         self._maybe_publish(force=True)
 
     def _maybe_publish(self, force: bool = False) -> None:
-        # Publishing copies the catalog: keep it under ~10% of the writer's time.
+        # Publishing copies the catalog: keep it under ~10% of the writer's time, unless asked to
+        # publish every commit (an interval of 0).
         now = time.monotonic()
-        due = now - self._last_publish >= max(self.publish_interval, 10 * self._publish_cost)
+        due = self.publish_interval == 0 or now - self._last_publish >= max(self.publish_interval,
+                                                                            10 * self._publish_cost)
         if self._writer is not None and (force or due):
             self._writer.publish()
             self._publish_cost = time.monotonic() - now
@@ -691,9 +704,11 @@ class Store:
         self._maybe_publish(force=True)
 
     def _trim_arrays(self) -> None:
-        for m in self._arrays.values():
-            if m.kind == "activation":
-                self.arrays_io.trim(m)
+        # Zarr shapes back to the committed rows (appends grow them ahead: see actstore.arrays),
+        # in threads as in _register_arrays.
+        acts = [m for m in self._arrays.values() if m.kind == "activation"]
+        with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
+            list(ex.map(self.arrays_io.trim, acts))
 
     def close(self) -> None:
         if self._writer is not None:

@@ -1,19 +1,26 @@
-"""Capture-stage wall time against bare forward passes over the same batches.
+"""Capture-stage wall time against bare forward passes, and the write path alone against the disk.
 
-    python benchmarks/bench_ingest.py                      # hidden 512, 8 layers, bf16, CPU
-    python benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --tokens 400000   # a GPU box
+    python benchmarks/bench_ingest.py                                # SmolLM2-135M's shape, fp32 and bf16, CPU
+    python benchmarks/bench_ingest.py --preset small --dtype bfloat16   # the old 8-layer shape
+    python benchmarks/bench_ingest.py --model DIR [--gguf-file F]     # a real checkpoint (from_pretrained)
+    python benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --tokens 400000 --buffer-mb 12000
 
-A randomly initialised model (no download). Both sides run the same forward batches, planned once
-by ``ingest.packing`` from the same records:
+Presets are randomly initialised models of a real checkpoint's exact shape (no download). Per dtype,
+both sides run the same forward batches, planned once by ``ingest.packing`` from the same records:
 
 * bare: the decoder stack only (``model.model``: blocks and final norm, no unembedding: the
   capture stops after the deepest stored block, so the logits would be work only one side does);
 * ingest: ``ingest.stage_capture.capture_records`` into a fresh store, all layers, both sites,
-  per-token arrays and both pools, until the store is closed (everything durable and published).
+  per-token arrays and both pools, until the store is closed (everything durable and published);
+* write path alone: the very store batches that ingest appends (captured once beforehand, kept in
+  memory), appended to a fresh store with ``Store.append`` and closed, no forward pass; against
+  the disk's sequential bandwidth measured in the same round (one file of the same byte count,
+  4 MiB writes, one fsync, in the same directory).
 
-Also measured in the same run: the disk's sequential write bandwidth (4 MiB writes then fsync, in
-the store's directory), and the rate at which the ingest wrote activation bytes relative to it.
-Goal (issue 3): ingest / bare <= 1.15 on a 2-core CPU machine.
+Rounds alternate the sides (bare, ingest, write, disk) and the medians are printed: on a shared
+machine the load of the moment swings wall times more than the difference being measured.
+Goals (issue 17): ingest / bare <= 1.15 in float32 on a 2-core CPU machine; the write path alone
+>= 0.8 of the disk's bandwidth.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,10 +39,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PRESETS = {
-    # name: (family, hidden, intermediate, layers, heads, kv_heads, vocab)
-    "small": ("llama", 512, 1408, 8, 8, 8, 32000),
+    # name: (family, hidden, intermediate, layers, heads, kv_heads, vocab, tied embeddings)
+    "tiny": ("llama", 64, 128, 2, 4, 2, 256, True),  # for tests/benchmarks only
+    "small": ("llama", 512, 1408, 8, 8, 8, 32000, False),
+    # SmolLM2-135M-Instruct's shape (config.json of HuggingFaceTB/SmolLM2-135M-Instruct).
+    "smollm2-135m": ("llama", 576, 1536, 30, 9, 3, 49152, True),
     # Qwen2.5-7B-Instruct's shape (config.json of the hub checkpoint), randomly initialised.
-    "qwen2.5-7b": ("qwen2", 3584, 18944, 28, 28, 4, 152064),
+    "qwen2.5-7b": ("qwen2", 3584, 18944, 28, 28, 4, 152064, False),
 }
 
 
@@ -42,14 +53,24 @@ def build_model(preset: str, dtype: str, device: str):
     import torch
     import transformers as tf
 
-    family, hidden, inter, layers, heads, kv, vocab = PRESETS[preset]
+    family, hidden, inter, layers, heads, kv, vocab, tied = PRESETS[preset]
     cls = tf.LlamaConfig if family == "llama" else tf.Qwen2Config
     cfg = cls(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-              num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=4096)
+              num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=4096,
+              tie_word_embeddings=tied)
     torch.manual_seed(0)
     with torch.device(device):
         model = tf.AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
     return model.eval()
+
+
+def load_model(name: str, gguf_file: str | None, dtype: str, device: str):
+    import torch
+    import transformers as tf
+
+    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    model = tf.AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype), **kw)
+    return model.to(device).eval()
 
 
 def make_records(n_tokens: int, vocab: int, seed: int = 0):
@@ -97,24 +118,69 @@ class _Tok:
     pad_token_id = 0
 
 
-def ingest(model, records, arrays, token_budget: int, buffer_mb: int, root: Path) -> tuple[float, int]:
+def _new_store(root: Path, model, arrays):
     import actstore
-    from ingest.stage_capture import capture_records
 
     st = actstore.open(root, read_only=False, create=True)
     st.set_model(actstore.ModelInfo("bench", arrays.dtype, model.config.num_hidden_layers, arrays.d_model,
                                     arrays.d_mlp))
+    return st
+
+
+def _arrays_bytes(root: Path) -> int:
+    return sum(f.stat().st_size for f in (root / "arrays").rglob("*") if f.is_file())
+
+
+def ingest(model, records, arrays, token_budget: int, buffer_mb: int, root: Path) -> tuple[float, int]:
+    from ingest.stage_capture import capture_records
+
+    st = _new_store(root, model, arrays)
     t0 = time.perf_counter()
     capture_records(st, model, _Tok(), records, arrays, token_budget=token_budget,
                     batch_bytes=buffer_mb * (1 << 20) // 3, run_id=None, quiet=True)
     st.close()
+    return time.perf_counter() - t0, _arrays_bytes(root)
+
+
+class _Keep:
+    """A stand-in store for ``capture_records`` that keeps each store batch it is given (the batch
+    owns its arrays): the activations that the write path alone then appends."""
+
+    def __init__(self) -> None:
+        self.specs, self.batches = [], []
+
+    def declare_arrays(self, specs) -> None:
+        self.specs = list(specs)
+
+    def append(self, batch, run_id=None) -> int:
+        self.batches.append(batch)
+        return len(self.batches) - 1
+
+
+def precompute(model, records, arrays, token_budget: int, buffer_mb: int) -> _Keep:
+    from ingest.stage_capture import capture_records
+
+    keep = _Keep()
+    capture_records(keep, model, _Tok(), records, arrays, token_budget=token_budget,
+                    batch_bytes=buffer_mb * (1 << 20) // 3, run_id=None, quiet=True)
+    return keep
+
+
+def write_only(model, arrays, keep: _Keep, root: Path) -> tuple[float, int, int]:
+    """Append the kept batches to a fresh store and close it: (seconds, activation bytes, file bytes)."""
+    st = _new_store(root, model, arrays)
+    t0 = time.perf_counter()
+    st.declare_arrays(keep.specs)
+    for b in keep.batches:
+        st.append(b)
+    st.close()
     seconds = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in (root / "arrays").rglob("*") if f.is_file())
-    return seconds, size
+    payload = sum(a.nbytes for b in keep.batches for a in (*b.token_arrays.values(), *b.record_arrays.values()))
+    return seconds, payload, _arrays_bytes(root)
 
 
 def disk_write_bandwidth(root: Path, n_bytes: int) -> float:
-    """Bytes/s of sequential 4 MiB writes followed by one fsync (what a durable append costs)."""
+    """Bytes/s of sequential 4 MiB writes of one file followed by one fsync (what a durable append costs)."""
     block = np.random.default_rng(0).integers(0, 255, size=4 << 20, dtype=np.uint8).tobytes()
     path = root / "disk-probe.bin"
     t0 = time.perf_counter()
@@ -122,7 +188,7 @@ def disk_write_bandwidth(root: Path, n_bytes: int) -> float:
     try:
         written = 0
         while written < n_bytes:
-            written += os.write(fd, block)
+            written += os.write(fd, block[: min(len(block), n_bytes - written)])
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -131,70 +197,115 @@ def disk_write_bandwidth(root: Path, n_bytes: int) -> float:
     return written / seconds
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--tokens", type=int, default=4_000, help="tokens to capture (records of 64-448)")
-    ap.add_argument("--token-budget", type=int, default=4096, help="padded tokens per forward batch")
-    ap.add_argument("--buffer-mb", type=int, default=768)
-    ap.add_argument("--repeat", type=int, default=2, help="alternating bare/ingest rounds; best of each")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--dir", default=None, help="where to write the stores (default: a temp dir)")
-    args = ap.parse_args()
-
+def run_dtype(args, dtype: str, base: Path) -> dict:
     import torch
 
     from ingest.packing import plan
     from ingest.stage_capture import ArrayPlan
 
-    model = build_model(args.preset, args.dtype, args.device)
+    if args.model:
+        model = load_model(args.model, args.gguf_file, dtype, args.device)
+    else:
+        model = build_model(args.preset, dtype, args.device)
     cfg = model.config
     arrays = ArrayPlan(tuple(range(cfg.num_hidden_layers)), ("resid_post", "mlp_act"), True,
-                       ("mean_response", "last_prompt"), args.dtype, cfg.hidden_size, cfg.intermediate_size)
+                       ("mean_response", "last_prompt"), dtype, cfg.hidden_size, cfg.intermediate_size)
     records = make_records(args.tokens, cfg.vocab_size)
     n_tok = sum(r.tokens.input_ids.shape[0] for r in records)
     lengths = np.array([r.tokens.input_ids.shape[0] for r in records])
+    batch_bytes = args.buffer_mb * (1 << 20) // 3
     batches = plan(lengths, [r.response_id for r in records], args.token_budget, arrays.row_bytes(),
-                   arrays.record_bytes(), args.buffer_mb * (1 << 20) // 3)
+                   arrays.record_bytes(), batch_bytes)
     n_fwd = sum(len(sb.forward) for sb in batches)
-    print(f"model {args.preset} {args.dtype} on {args.device} ({torch.get_num_threads()} threads): "
-          f"{cfg.num_hidden_layers} layers, d_model {cfg.hidden_size}, d_mlp {cfg.intermediate_size}")
+    name = args.model or args.preset
+    print(f"\n== {name} {dtype} on {args.device} ({torch.get_num_threads()} torch threads): "
+          f"{cfg.num_hidden_layers} layers, d_model {cfg.hidden_size}, d_mlp {cfg.intermediate_size}, "
+          f"{len(arrays.specs())} arrays ({sum(s.key.pool == 'token' for s in arrays.specs())} per token)")
     print(f"records {len(records)}, tokens {n_tok}, forward batches {n_fwd}, store batches {len(batches)}, "
-          f"{arrays.row_bytes() / 1024:.1f} KiB per token")
+          f"{arrays.row_bytes() / 1024:.1f} KiB per token", flush=True)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
+    keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
+    r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "write", "disk")}
+    # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
+    # chunk file is made full size at once, so its tail is zeros that were never written.
+    payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
+    size = 0
+    for k in range(args.repeat):
+        c0 = time.process_time()
+        r["bare"].append(bare(model, records, batches))
+        r["c_bare"].append(time.process_time() - c0)
+        c0 = time.process_time()
+        secs, size = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
+        r["c_ing"].append(time.process_time() - c0)
+        r["ingest"].append(secs)
+        shutil.rmtree(base / "ingest")
+        line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
+                f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU)")
+        if keep is not None and k < args.write_rounds:
+            secs, kept, _ = write_only(model, arrays, keep, base / "write")
+            assert kept == payload, (kept, payload)
+            shutil.rmtree(base / "write")
+            r["write"].append(secs)
+            r["disk"].append(disk_write_bandwidth(base, payload))
+            line += (f", write path {secs:.2f} s ({payload / secs / 2**20:,.0f} MiB/s), "
+                     f"disk {r['disk'][-1] / 2**20:,.0f} MiB/s")
+        print(line, flush=True)
+    med = {k: statistics.median(v) for k, v in r.items() if v}
+    b, i = med["bare"], med["ingest"]
+    out = {"dtype": dtype, "tokens": n_tok, "bare_s": b, "ingest_s": i, "ratio": i / b,
+           "cpu_ratio": med["c_ing"] / med["c_bare"], "bytes": payload, "file_bytes": size}
+    print(f"bare forward   {b:8.2f} s   {n_tok / b:10,.0f} tokens/s")
+    print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (median of {args.repeat}; "
+          f"goal <= 1.15); CPU-time ratio {out['cpu_ratio']:.3f}; {payload / 2**20:,.0f} MiB of activations "
+          f"at {payload / i / 2**20:,.0f} MiB/s ({size / 2**20:,.0f} MiB of files)")
+    if "write" in med:
+        w, d = med["write"], med["disk"]
+        out.update(write_s=w, disk=d, write_fraction=payload / w / d)
+        print(f"write path     {w:8.2f} s   {n_tok / w:10,.0f} tokens/s   {payload / w / 2**20:,.0f} MiB/s "
+              f"of activations; disk {d / 2**20:,.0f} MiB/s: {payload / w / d:.3f} of the disk's bandwidth (median of "
+              f"{len(r['write'])}; goal >= 0.8)")
+    del keep, model
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="smollm2-135m")
+    ap.add_argument("--model", default=None, help="a model directory or hub name to load with from_pretrained "
+                    "instead of a random preset")
+    ap.add_argument("--gguf-file", default=None, help="with --model DIR: the GGUF file in it")
+    ap.add_argument("--dtype", default="float32,bfloat16", help="comma-separated model dtypes, one section each")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tokens", type=int, default=3_000, help="tokens to capture (records of 64-448)")
+    ap.add_argument("--token-budget", type=int, default=4096, help="padded tokens per forward batch")
+    ap.add_argument("--buffer-mb", type=int, default=768)
+    ap.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians are printed")
+    ap.add_argument("--write-rounds", type=int, default=None,
+                    help="rounds that also time the write path alone and the disk (default: all; 0: none)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (set explicitly: torch's default "
+                    "oversubscribes a shared machine)")
+    ap.add_argument("--dir", default=None, help="where to write the stores (default: a temp dir)")
+    args = ap.parse_args(argv)
+    if args.write_rounds is None:
+        args.write_rounds = args.repeat
+
+    import torch
+
+    torch.set_num_threads(args.threads)
     base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.dir))
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    results = []
     try:
-        bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
-        t_bare, t_ing, c_bare, c_ing, size = [], [], [], [], 0
-        # Alternate the two sides and keep the best of each: on a shared machine the load of the
-        # moment swings wall times more than the difference being measured.
-        for k in range(args.repeat):
-            c0 = time.process_time()
-            t_bare.append(bare(model, records, batches))
-            c_bare.append(time.process_time() - c0)
-            c0 = time.process_time()
-            secs, size = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / f"store{k}")
-            c_ing.append(time.process_time() - c0)
-            t_ing.append(secs)
-            print(f"  round {k}: bare {t_bare[-1]:.2f} s ({c_bare[-1]:.2f} s CPU), "
-                  f"ingest {t_ing[-1]:.2f} s ({c_ing[-1]:.2f} s CPU)", flush=True)
-            shutil.rmtree(base / f"store{k}")
-        disk = disk_write_bandwidth(base, max(size, 256 << 20))
+        for dtype in [d.strip() for d in args.dtype.split(",") if d.strip()]:
+            results.append(run_dtype(args, dtype, base))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    b, i = min(t_bare), min(t_ing)
-    rate = size / i
-    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"bare forward   {b:8.2f} s   {n_tok / b:10,.0f} tokens/s")
-    print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (goal <= 1.15); "
-          f"CPU-time ratio {min(c_ing) / min(c_bare):.3f}")
-    print(f"wrote {size / 2**20:,.0f} MiB at {rate / 2**20:,.0f} MiB/s; disk sequential write "
-          f"{disk / 2**20:,.0f} MiB/s; ingest at {rate / disk:.3f} of the disk's bandwidth")
+    print(f"\nload average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for res in results:
+        extra = (f", write path {res['write_fraction']:.3f} of the disk" if "write_fraction" in res else "")
+        print(f"{res['dtype']:>9}: ingest / bare forward {res['ratio']:.3f}{extra}")
+    return results
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ def _frame() -> pd.DataFrame:
                                     (3, "en/care/intrinsic/resid_post.2", "2", 0.9)):
         rows.append({"kind": "add", "vector": name, "vector_id": vid, "vector_kind": "intrinsic", "value": "care",
                      "layers": layer, "alpha": 0.5, "beta": np.nan, "alpha_mode": "relative", "eval": "e",
-                     "metric": "any_value", "score": score})
+                     "metric": "any_value", "score": score, "n": 10, "lo": score - 0.1, "hi": score + 0.1,
+                     "setting_id": vid})
     rows.append({"kind": "baseline", "vector": None, "vector_id": np.nan, "vector_kind": None, "value": None,
                  "layers": None, "alpha": 0.0, "beta": np.nan, "alpha_mode": None, "eval": "e",
-                 "metric": "any_value", "score": 0.1})
+                 "metric": "any_value", "score": 0.1, "n": 10, "lo": 0.0, "hi": 0.2, "setting_id": 0})
     return pd.DataFrame(rows)
 
 

@@ -121,6 +121,15 @@ def damage(err: BaseException, where: "str | Path | None" = None, root: Path | N
     first = _first(err)
     if not any(p in first.lower() for p in _DAMAGE):
         return None
+    return damage_line(first, where, root, file)
+
+
+_FILE_UNIT = 4096  # DuckDB's header blocks and every storage block size are multiples of this
+
+
+def damage_line(first: str, where: "str | Path | None", root: Path | None = None,
+                file: str = CATALOG) -> CatalogDamagedError:
+    """The one-line damaged-catalog error for a reason found without DuckDB (see :func:`damage`)."""
     what = f"{where}: {file}" if where is not None else f"the store's {file}"
     if root is not None and file != WIP and (root / WIP).exists():
         fix = (f"a crashed writer's working copy {WIP} is there: open the store for writing "
@@ -158,6 +167,12 @@ def open_catalog_file(db: Path, where: "str | Path", cache_dir: Path | None = No
 
     A truncated or damaged file raises :class:`CatalogDamagedError`, one line naming the fix.
     """
+    size = db.stat().st_size
+    if size % _FILE_UNIT:
+        # DuckDB writes its file in whole 4 KiB header blocks and whole storage blocks; a file cut
+        # anywhere else was truncated, even where the cut landed in free blocks DuckDB would not read.
+        raise damage_line(f"its size, {size} bytes, is not a whole number of {_FILE_UNIT}-byte blocks",
+                          where, root)
     opened: list[duckdb.DuckDBPyConnection] = []
     try:
         con = _attach(db, read_only=True)
@@ -240,6 +255,10 @@ class WriterSession:
         wip, published = root / WIP, root / CATALOG
         self.recovered = wip.exists()
         if not self.recovered:
+            if published.exists() and published.stat().st_size % _FILE_UNIT:
+                self._unlock()
+                raise damage_line(f"its size, {published.stat().st_size} bytes, is not a whole number of "
+                                  f"{_FILE_UNIT}-byte blocks", root, root)
             if published.exists():
                 shutil.copyfile(published, wip)
             elif not create:

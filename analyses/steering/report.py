@@ -88,6 +88,8 @@ def curves_with_intervals(df, metric: str) -> dict[str, tuple[np.ndarray, np.nda
     of the pooled count; another metric is the plain mean over settings, with NaN bounds."""
     out = {}
     rate = is_rate(metric)
+    if "layers" not in df:
+        df = df.assign(layers=None)  # a frame without layers: one line per kind
     adds = df[(df.kind == "add") & (df.metric == metric)]
     one_layer = adds.layers.astype(str).nunique() <= 1
     keys = sorted({(k, str(lay)) for k, lay in zip(adds.vector_kind, adds.layers) if isinstance(k, str)},

@@ -91,11 +91,11 @@ def curves_with_intervals(df, metric: str) -> dict[str, tuple[np.ndarray, np.nda
     if "layers" not in df:
         df = df.assign(layers=None)  # a frame without layers: one line per kind
     adds = df[(df.kind == "add") & (df.metric == metric)]
-    one_layer = adds.layers.astype(str).nunique() <= 1
+    one_layer = adds.layers.map(str).nunique() <= 1
     keys = sorted({(k, str(lay)) for k, lay in zip(adds.vector_kind, adds.layers) if isinstance(k, str)},
                   key=lambda kl: ((VECTOR_KINDS + (kl[0],)).index(kl[0]), kl[1]))
     for kind, layer in keys:
-        part = adds[(adds.vector_kind == kind) & (adds.layers.astype(str) == layer)]
+        part = adds[(adds.vector_kind == kind) & (adds.layers.map(str) == layer)]
         name = kind if one_layer else f"{kind} @ layer {layer}"
         pts = []
         for alpha, rows in part.groupby("alpha"):

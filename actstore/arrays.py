@@ -33,7 +33,6 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync as zarr_sync
 from zarr.storage import LocalStore
 
 from actstore.catalog import fsync_path
@@ -363,10 +362,17 @@ class LocalGroup:
         arr = self.array(meta.name)
         have = arr.shape[0]
         if have != n_rows:
-            # Zarr's own resize would try to delete every chunk key past the new shape, one by one
-            # (tens per array, hundreds of arrays); only a crash leaves files there, so remove
-            # just the ones that exist.
-            zarr_sync(arr.async_array.resize((n_rows, meta.width), delete_outside_chunks=False))
+            # The new shape goes straight into zarr.json (written whole and renamed into place):
+            # Zarr's resize took ~10 ms an array, and would try to delete every chunk key past the
+            # new shape one by one (tens per array, hundreds of arrays); only a crash leaves files
+            # there, so remove just the ones that exist.
+            path = self.dir / meta.name / "zarr.json"
+            doc = json.loads(path.read_bytes())
+            doc["shape"] = [n_rows, meta.width]
+            tmp = path.with_name("zarr.json.tmp")
+            tmp.write_bytes(json.dumps(doc, indent=2).encode())
+            os.replace(tmp, path)
+            self._open.pop(meta.name, None)  # its cached shape is stale; the next use re-opens it
             per_key = meta.chunk_rows * meta.shard_chunks
             for k in range(-(-n_rows // per_key), -(-have // per_key)):
                 (self.dir / meta.name / arr.metadata.encode_chunk_key((k, 0))).unlink(missing_ok=True)

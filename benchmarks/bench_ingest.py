@@ -153,7 +153,11 @@ class _Keep:
         self.specs = list(specs)
 
     def append(self, batch, run_id=None) -> int:
-        self.batches.append(batch)
+        # A copy: the capture stage reuses a batch's buffers once its append has returned.
+        from dataclasses import replace
+
+        self.batches.append(replace(batch, token_arrays={k: a.copy() for k, a in batch.token_arrays.items()},
+                                    record_arrays={k: a.copy() for k, a in batch.record_arrays.items()}))
         return len(self.batches) - 1
 
 

@@ -5,6 +5,9 @@ the store batch it belongs to. Writer thread: ``Store.append`` of the previous s
 writes, checksums, fsync, one catalog transaction) while the main thread computes the next. The
 queue between them holds one batch, so at most three store batches are alive (filling, queued,
 being written), each about ``buffer_mb / 3``: memory is bounded by the buffer, not the data set.
+Those three are the only host buffers the stage allocates: a batch's buffers go back to a free list
+once the writer has appended it (fresh ones cost a page fault per 4 KiB on the main thread, inside
+the forward pass, and a pinned allocation on a GPU machine is slower still).
 
 Which records and in which batches: ``ingest.packing`` (resume gives identical rows and bits), unit
 by unit (``ingest.units``: a sharded capture gives the rows and bits of a single process).
@@ -111,12 +114,34 @@ def _dtype(t: Any) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
+class _Buffers:
+    """Host buffers for store batches, reused: at most ``limit`` sets exist (filling, queued,
+    being written), each sized for the largest store batch of the stage. A set is taken by the
+    main thread, handed to the writer with its batch and given back once that batch is appended
+    (``Store.append`` has copied it to disk by then, and keeps no reference to it)."""
+
+    def __init__(self, specs: Sequence[ArraySpec], max_rows: int, max_records: int, pin: bool, limit: int = 3) -> None:
+        self.specs, self.max_rows, self.max_records, self.pin = specs, max_rows, max_records, pin
+        self.free: queue.Queue[dict] = queue.Queue()
+        self.made, self.limit = 0, limit
+
+    def take(self) -> dict:
+        if self.free.empty() and self.made < self.limit:
+            self.made += 1
+            return {s.key: _alloc((self.max_rows if s.key.pool == "token" else self.max_records, s.width),
+                                  s.logical_dtype, self.pin) for s in self.specs}
+        return self.free.get()
+
+    def give(self, bufs: dict) -> None:
+        self.free.put(bufs)
+
+
 class _Writer:
     """One thread that appends store batches in order; its first error stops the stage."""
 
-    def __init__(self, store: Any, run_id: int | None) -> None:
-        self.store, self.run_id = store, run_id
-        self.q: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+    def __init__(self, store: Any, run_id: int | None, buffers: _Buffers | None = None) -> None:
+        self.store, self.run_id, self.buffers = store, run_id, buffers
+        self.q: queue.Queue[tuple[Batch, dict | None] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.committed = 0
         self.t = threading.Thread(target=self._loop, name="actstore-writer", daemon=True)
@@ -124,28 +149,32 @@ class _Writer:
 
     def _loop(self) -> None:
         while True:
-            batch = self.q.get()
-            if batch is None:
+            item = self.q.get()
+            if item is None:
                 return
+            batch, bufs = item
             if self.error is None:
                 try:
                     self.store.append(batch, run_id=self.run_id)
                     self.committed += 1
                 except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
                     self.error = e
+            del batch
+            if bufs is not None and self.buffers is not None:
+                self.buffers.give(bufs)  # after a failed append too: the main thread may be waiting for it
 
-    def put(self, batch: Batch) -> None:
-        self._check()
-        self.q.put(batch)
+    def put(self, batch: Batch, bufs: dict | None = None) -> None:
+        self.check()
+        self.q.put((batch, bufs))
 
-    def _check(self) -> None:
+    def check(self) -> None:
         if self.error is not None:
             raise self.error
 
     def close(self) -> None:
         self.q.put(None)
         self.t.join()
-        self._check()
+        self.check()
 
 
 def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[CaptureRecord], arrays: ArrayPlan,
@@ -164,19 +193,23 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
     specs = arrays.specs()
     pin = next(model.parameters()).device.type == "cuda"
     done = 0
+    # The store batch's arrays, filled in place by the capturer (one host copy per value); pinned
+    # on a GPU machine so device-to-host copies run asynchronously; reused batch after batch.
+    buffers = _Buffers(specs, max(int(lengths[sb.records].sum()) for sb in batches),
+                       max(len(sb.records) for sb in batches), pin)
     with Progress("capture", len(records), quiet=quiet) as progress, \
             Capturer(model, None, arrays.layers, arrays.sites, pools=pools) as cap:
-        writer = _Writer(store, run_id)
+        writer = _Writer(store, run_id, buffers)
         try:
             for sb in batches:
                 idx = sb.records
                 recs = [records[i] for i in idx]
                 n_tok = lengths[idx]
                 rows = int(n_tok.sum())
-                # The store batch's arrays, filled in place by the capturer (one host copy per value);
-                # pinned on a GPU machine so device-to-host copies run asynchronously.
-                tok_t = {s.key: _alloc((rows, s.width), s.logical_dtype, pin) for s in specs if s.key.pool == "token"}
-                rec_t = {s.key: _alloc((len(idx), s.width), s.logical_dtype, pin) for s in specs if s.key.pool != "token"}
+                writer.check()
+                bufs = buffers.take()
+                tok_t = {k: t[:rows] for k, t in bufs.items() if k.pool == "token"}
+                rec_t = {k: t[:len(idx)] for k, t in bufs.items() if k.pool != "token"}
                 row = rec = 0
                 for fb in sb.forward:
                     r1, n1 = row + int(lengths[fb].sum()), rec + len(fb)
@@ -195,7 +228,7 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
                     roles=np.concatenate([r.tokens.roles for r in recs]),
                     token_arrays=token_arrays, record_arrays=record_arrays,
                     response_ids=[r.response_id for r in recs], prompt_ids=[r.prompt_id for r in recs],
-                    key=batch_key([r.response_id for r in recs])))
+                    key=batch_key([r.response_id for r in recs])), bufs)
                 done += len(idx)
         finally:
             writer.close()  # lets the batch in hand land (it is whole), then re-raises a writer error

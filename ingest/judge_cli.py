@@ -73,9 +73,9 @@ def eval_cmd(store: str | None, judge_spec: str, gold: str, no_record: bool, val
       actstore judge eval runs/demo --judge embed --gold ../shared/data/value-portrait
       actstore judge eval --judge embed --gold ../shared/data/value-portrait --save-head head.npz
     """
-    from ingest.judge_eval import run_eval
-
     import shlex
+
+    from ingest.judge_eval import run_eval
 
     as_json, quiet = kw.pop("as_json"), kw.pop("quiet")
     vals = [p.strip() for v in values for p in v.split(",") if p.strip()] or None

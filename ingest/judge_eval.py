@@ -31,8 +31,15 @@ import numpy as np
 
 from actstore.errors import InputError
 from ingest.judges.base import JudgeItem, Label
-from ingest.judges.stats import (Estimate, Metrics, best_threshold, crossfit_predictions, evaluate, group_folds,
-                                 within_fold_aucs)
+from ingest.judges.stats import (
+    Estimate,
+    Metrics,
+    best_threshold,
+    crossfit_predictions,
+    evaluate,
+    group_folds,
+    within_fold_aucs,
+)
 from ingest.values import VALUE_SLUGS, parse_value
 
 CHUNK = 64  # responses per judge call

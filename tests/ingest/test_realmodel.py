@@ -225,9 +225,9 @@ def test_heldout_steering_prompts_leave_out_the_store_s_queries(tmp_path: Path) 
 
 def test_ingest_defaults_to_the_packaged_embedding_judge_for_models_other_than_the_value_world(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import ingest.judges.embed as embed
     from actstore.errors import ModelError
     from ingest.config import IngestConfig
+    from ingest.judges import embed
     from ingest.pipeline import with_judge
 
     cfg = IngestConfig(store="s")

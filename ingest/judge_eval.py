@@ -12,7 +12,10 @@ scores the verdicts the judge gave; ``method='crossfit'`` (the default for judge
 chooses the kappa-maximising threshold on all folds but one and applies it to the held-out fold, folds
 being whole queries, so the kappa reported is not fitted to the pairs it is measured on. The threshold
 fitted on all pairs is recorded too: ``ingest label --threshold from-eval`` uses it. ``method='cv-head'``
-(embedding judges): a logistic head is fitted on the training folds and scores the held-out fold.
+(embedding judges): a logistic head (on the embedding, or on the ten zero-shot prototype scores) is
+fitted on the training folds and scores the held-out fold. Besides the pooled ROC AUC, which also
+rewards ranking frequent values above rare ones, every eval gives each value's AUC within folds and
+their mean (``JudgeEval.fold_aucs``): 0.5 there is a judge that knows no more than the base rates.
 
 Results go into the store's ``judge_evals`` table (:func:`record_eval`), so a store says how trustworthy
 its labels are.

@@ -41,10 +41,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest.judge_eval import value_portrait_gold  # noqa: E402
-from ingest.judges.embed import EmbeddingHead, EmbeddingJudge, Encoder, zero_shot_scores  # noqa: E402
-from ingest.judges.stats import crossfit_predictions, evaluate, group_folds, within_fold_aucs  # noqa: E402
-from ingest.values import VALUE_SLUGS  # noqa: E402
+from ingest.judge_eval import value_portrait_gold
+from ingest.judges.embed import EmbeddingHead, EmbeddingJudge, Encoder, zero_shot_scores
+from ingest.judges.stats import crossfit_predictions, evaluate, group_folds, within_fold_aucs
+from ingest.values import VALUE_SLUGS
 
 L2_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 

@@ -90,9 +90,9 @@ _shard = _stack(
 )
 _judge = _stack(
     click.option("--judge", default=None,
-                 help="lexicon | lexicon:PHRASES.json | embed[:MODEL_DIR|HEAD.npz] | hf:MODEL_PATH[#OPTIONS] | "
-                      "openai:URL#MODEL (see README, Judges).  [default: lexicon for the value-world model or "
-                      "prompts; other models must name one]"),
+                 help="lexicon | lexicon:PHRASES.json | embed[:MODEL_DIR|HEAD.npz|value-portrait] | "
+                      "hf:MODEL_PATH[#OPTIONS] | openai:URL#MODEL (see README, Judges).  [default: lexicon for the "
+                      "value-world model or prompts; embed:value-portrait (weak, measured) for other models]"),
 )
 _capture = _stack(
     click.option("--layers", default=None, help="all, 3, 0,4,8 or 10-16.  [default: all]"),

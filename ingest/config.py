@@ -76,10 +76,11 @@ class IngestConfig:
         enough responses that express them); max_new_tokens, temperature (0 = greedy), top_p, seed, batch_size:
         generation.
     judge: ``lexicon`` (the value-world phrase pools) | ``lexicon:FILE.json`` ({value: [phrases]}) |
-        ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` (sentence-embedding judge) |
-        ``hf:PATH[#OPTIONS]`` | ``openai:URL#MODEL``. None (the default): ``lexicon`` for the value-world
-        model or the value world's prompts, else the stages that judge ask for one
-        (``ingest.pipeline.with_judge``): the value world's phrases say nothing about another model's answers.
+        ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` | ``embed:value-portrait`` (sentence-embedding
+        judge; the last with the packaged head) | ``hf:PATH[#OPTIONS]`` | ``openai:URL#MODEL``. None (the
+        default): ``lexicon`` for the value-world model or the value world's prompts, else
+        ``embed:value-portrait`` (``ingest.pipeline.with_judge``): the value world's phrases say nothing
+        about another model's answers.
         judge_threshold: score threshold for "expressed" (a number, or ``from-eval``: the one
         ``actstore judge eval`` recorded in the store).
     layers: ``all`` or e.g. ``"0,4,8"``, ``"10-16"``; sites: resid_post, mlp_act; per_token: store
@@ -355,7 +356,7 @@ HF_OPTIONS = ("generate", "logprob", "per-value", "all", "yesno", "score")
 
 
 def parse_judge(spec: str) -> JudgeSpec:
-    """``lexicon`` | ``lexicon:FILE.json`` | ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` |
+    """``lexicon`` | ``lexicon:FILE.json`` | ``embed`` | ``embed:MODEL_DIR`` | ``embed:HEAD.npz`` | ``embed:NAME`` |
     ``hf:PATH[#OPT,...]`` | ``openai:URL#MODEL`` -> :class:`JudgeSpec` (see ingest.judges)."""
     text = (spec or "").strip()
     kind, _, rest = text.partition(":")
@@ -375,5 +376,5 @@ def parse_judge(spec: str) -> JudgeSpec:
         if not hash_ or not model or not url.startswith(("http://", "https://")):
             raise UsageError(f"bad judge {spec!r}; write openai:URL#MODEL, e.g. openai:http://localhost:8000/v1#qwen")
         return JudgeSpec("openai", url, model)
-    raise UsageError(f"bad judge {spec!r}; use lexicon, lexicon:PHRASES.json, embed[:MODEL_DIR|HEAD.npz], "
+    raise UsageError(f"bad judge {spec!r}; use lexicon, lexicon:PHRASES.json, embed[:MODEL_DIR|HEAD.npz|value-portrait], "
                      "hf:MODEL_PATH[#OPTIONS] or openai:URL#MODEL")

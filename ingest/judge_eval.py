@@ -12,7 +12,10 @@ scores the verdicts the judge gave; ``method='crossfit'`` (the default for judge
 chooses the kappa-maximising threshold on all folds but one and applies it to the held-out fold, folds
 being whole queries, so the kappa reported is not fitted to the pairs it is measured on. The threshold
 fitted on all pairs is recorded too: ``ingest label --threshold from-eval`` uses it. ``method='cv-head'``
-(embedding judges): a logistic head is fitted on the training folds and scores the held-out fold.
+(embedding judges): a logistic head (on the embedding, or on the ten zero-shot prototype scores) is
+fitted on the training folds and scores the held-out fold. Besides the pooled ROC AUC, which also
+rewards ranking frequent values above rare ones, every eval gives each value's AUC within folds and
+their mean (``JudgeEval.fold_aucs``): 0.5 there is a judge that knows no more than the base rates.
 
 Results go into the store's ``judge_evals`` table (:func:`record_eval`), so a store says how trustworthy
 its labels are.
@@ -31,7 +34,15 @@ import numpy as np
 
 from actstore.errors import InputError
 from ingest.judges.base import JudgeItem, Label
-from ingest.judges.stats import Metrics, best_threshold, crossfit_predictions, evaluate, group_folds
+from ingest.judges.stats import (
+    Estimate,
+    Metrics,
+    best_threshold,
+    crossfit_predictions,
+    evaluate,
+    group_folds,
+    within_fold_aucs,
+)
 from ingest.values import VALUE_SLUGS, parse_value
 
 CHUNK = 64  # responses per judge call
@@ -110,6 +121,13 @@ class JudgeEval:
     threshold: float | None  # fitted on all gold pairs (None for method 'judge' without scores)
     metrics: dict[str, Metrics] = field(hash=False)  # value slug or 'all' -> metrics
     params: dict[str, Any] = field(hash=False, default_factory=dict)
+    #: per-value ROC AUC within folds, and 'mean' over values (see ingest.judges.stats.within_fold_aucs)
+    fold_aucs: dict[str, Estimate] = field(hash=False, default_factory=dict)
+
+    @property
+    def value_auc(self) -> Estimate | None:
+        """The mean over values of each value's ROC AUC within folds (0.5: no better than base rates)."""
+        return self.fold_aucs.get("mean")
 
     def table(self) -> str:
         """A plain-text table, one line per value and the pooled line last."""
@@ -146,10 +164,11 @@ def evaluate_labels(labels: Sequence[Label], gold: GoldSet, method: str = "cross
     pred = np.array([np.nan if e is None else float(e) for e in verdicts])
     groups = np.array([gold.group[k[0]] for k in keys])
     threshold = None
+    n_folds = min(folds, len(set(groups.tolist())))  # small gold sets: fewer folds
+    fold_of = group_folds(groups, n_folds, seed) if n_folds >= 2 else np.zeros(len(keys), int)
     if method != "judge":
         if np.isnan(s).all():
             raise InputError("this judge gives no scores, so no threshold can be chosen; use method 'judge'")
-        fold_of = group_folds(groups, min(folds, len(set(groups.tolist()))), seed)  # small gold sets: fewer folds
         pred, _ = crossfit_predictions(s, g, fold_of)
         # Abstentions stay abstentions whatever the threshold.
         pred[np.array([by[k].expressed is None for k in keys])] = np.nan
@@ -162,10 +181,11 @@ def evaluate_labels(labels: Sequence[Label], gold: GoldSet, method: str = "cross
         if m.any():
             metrics[v] = evaluate(g[m], pred[m], s[m], clusters[m], n_boot, alpha, seed)
     metrics["all"] = evaluate(g, pred, s, clusters, n_boot, alpha, seed)
+    fold_aucs = within_fold_aucs(s, g, values, fold_of, clusters, n_boot, alpha, seed)
     jid = judge_id or by[keys[0]].judge_id
     params = {"folds": folds if method != "judge" else None, "bootstrap": n_boot, "alpha": alpha, "seed": seed,
               "pairs": len(keys), "responses": len(set(clusters.tolist()))}
-    return JudgeEval(jid, gold.name, method, threshold, metrics, params)
+    return JudgeEval(jid, gold.name, method, threshold, metrics, params, fold_aucs)
 
 
 def judge_all(judge: Any, gold: GoldSet, quiet: bool = True) -> list[Label]:
@@ -182,34 +202,95 @@ def judge_all(judge: Any, gold: GoldSet, quiet: bool = True) -> list[Label]:
 
 
 def cv_head_eval(encoder: Any, gold: GoldSet, folds: int = 5, l2: float = 100.0, n_boot: int = 1000,
-                 alpha: float = 0.05, seed: int = 0, quiet: bool = True) -> tuple[JudgeEval, Any]:
+                 alpha: float = 0.05, seed: int = 0, quiet: bool = True,
+                 features: str = "embedding") -> tuple[JudgeEval, Any]:
     """Cross-validated embedding head: per fold (whole queries), fit an :class:`EmbeddingHead` on the
     other folds and score this one; the metrics are over those out-of-fold scores only. Returns the
-    eval and a head fitted on every gold response (what ``--save-head`` writes)."""
+    eval and a head fitted on every gold response (what ``--save-head`` writes).
+
+    ``features``: ``embedding`` or ``prototypes`` (the ten zero-shot scores; see
+    :mod:`ingest.judges.embed`)."""
     from ingest.judges.embed import EmbeddingHead, EmbeddingJudge
 
     vals = [v for v in VALUE_SLUGS if any(k[1] == v for k in gold.gold)]
     rids = [it.response_id for it in gold.items]
     if not quiet:
         print(f"encoding {len(rids)} responses", flush=True)
-    emb = encoder.encode([it.response for it in gold.items])
-    y = np.array([[gold.gold.get((r, v), False) for v in vals] for r in rids], np.float64)
-    known = np.array([[(r, v) in gold.gold for v in vals] for r in rids])
+    emb, y, protos = _head_data(encoder, gold, vals, features)
     fold_of = group_folds([gold.group[r] for r in rids], folds, seed)
     probs = np.zeros(y.shape)
     for f in range(folds):
         train, test = fold_of != f, fold_of == f
         # A pair without a gold label counts as a negative in training: Value Portrait has all ten.
-        head = EmbeddingHead.fit(emb[train], y[train] * known[train], vals, l2=l2)
+        head = EmbeddingHead.fit(emb[train], y[train], vals, l2=l2, features=features, prototypes=protos)
         probs[test] = head.predict(emb[test])
-    full = EmbeddingHead.fit(emb, y * known, vals, l2=l2, model=_model_ref(encoder))
+    full = EmbeddingHead.fit(emb, y, vals, l2=l2, model=_model_ref(encoder), features=features, prototypes=protos)
     judge = EmbeddingJudge(encoder, full)
     scores = {(r, v): float(probs[i, j]) for i, r in enumerate(rids) for j, v in enumerate(vals)}
     # Verdicts: thresholds chosen out of fold, on the out-of-fold probabilities.
     labels = [Label(r, v, False, scores[(r, v)], judge.judge_id, "") for (r, v) in gold.gold]
     ev = evaluate_labels(labels, gold, "crossfit", folds, n_boot, alpha, seed, judge.judge_id)
-    ev.params.update({"l2": l2, "head_folds": folds})
-    return JudgeEval(ev.judge_id, ev.gold, "cv-head", ev.threshold, ev.metrics, ev.params), full
+    ev.params.update({"l2": l2, "head_folds": folds, "head_features": features})
+    return JudgeEval(ev.judge_id, ev.gold, "cv-head", ev.threshold, ev.metrics, ev.params, ev.fold_aucs), full
+
+
+def _head_data(encoder: Any, gold: GoldSet, vals: Sequence[str],
+               features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Embeddings of the gold responses, their ``[n, values]`` 0/1 labels (a pair without a gold label
+    counts as a negative: Value Portrait has all ten) and, for a ``prototypes`` head, the prototypes."""
+    from ingest.judges.embed import EmbeddingJudge
+
+    rids = [it.response_id for it in gold.items]
+    emb = encoder.encode([it.response for it in gold.items])
+    protos = EmbeddingJudge(encoder).prototypes() if features == "prototypes" else None
+    y = np.array([[gold.gold.get((r, v), False) for v in vals] for r in rids], np.float64)
+    return emb, y, protos
+
+
+def fit_head(encoder: Any, gold: GoldSet, l2: float = 100.0, features: str = "embedding") -> Any:
+    """An :class:`~ingest.judges.embed.EmbeddingHead` fitted on every gold response: what
+    ``judge eval --save-head`` writes (and how the packaged ``embed:value-portrait`` head was made)."""
+    from ingest.judges.embed import EmbeddingHead
+
+    vals = [v for v in VALUE_SLUGS if any(k[1] == v for k in gold.gold)]
+    emb, y, protos = _head_data(encoder, gold, vals, features)
+    return EmbeddingHead.fit(emb, y, vals, l2=l2, model=_model_ref(encoder), features=features, prototypes=protos)
+
+
+def head_provenance(ev: JudgeEval, gold: str, command: str | None = None) -> dict[str, Any]:
+    """What ``--save-head`` writes beside a head (``HEAD.json``): the gold data (with its source
+    commit and licence where a Value Portrait README/LICENSE says them), the command that rebuilds
+    the head, and its *cross-validated* agreement (pooled kappa and AUC, mean per-value AUC within
+    folds, each with its interval)."""
+    import re
+
+    def est(e: Any) -> list[float | None]:
+        return [None if np.isnan(x) else round(float(x), 4) for x in (e.value, e.lo, e.hi)]
+
+    m = ev.metrics["all"]
+    out: dict[str, Any] = {
+        "judge_id": ev.judge_id, "gold": ev.gold, "method": ev.method, "threshold": ev.threshold,
+        "params": {k: v for k, v in ev.params.items() if k != "eval_id"},
+        "cross_validated": {"pairs": m.n, "tagged": m.n_pos, "kappa": est(m.kappa), "auc": est(m.auc),
+                            "mean_value_auc": est(ev.value_auc) if ev.value_auc is not None else None,
+                            "per_value_auc_within_folds": {v: est(x) for v, x in ev.fold_aucs.items() if v != "mean"}},
+        "command": command,
+    }
+    src = Path(gold.removeprefix("value-portrait:"))
+    src = src if src.is_dir() else src.parent
+    readme, lic = src / "README.md", src / "LICENSE"
+    if not gold.startswith("labels:") and lic.is_file():
+        text = lic.read_text(encoding="utf-8", errors="replace")
+        out["dataset"] = {"name": "Value Portrait (tagged_responses.json, human tags rho >= 0.3)",
+                          "license": text.splitlines()[0].strip() if text.strip() else None,
+                          "copyright": next((ln.strip() for ln in text.splitlines() if "Copyright" in ln), None)}
+        if readme.is_file():
+            r = readme.read_text(encoding="utf-8", errors="replace")
+            if c := re.search(r"\b([0-9a-f]{40})\b", r):
+                out["dataset"]["commit"] = c.group(1)
+            if rep := re.search(r"repository ([\w.-]+/[\w.-]+)", r):
+                out["dataset"]["repository"] = rep.group(1)
+    return out
 
 
 def _model_ref(encoder: Any) -> str:
@@ -278,13 +359,15 @@ def with_threshold(judge: Any, threshold: float) -> Any:
 def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Sequence[str] | None = None,
              method: str | None = None, folds: int = 5, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
              limit: int | None = None, threads: int | None = None, device: str = "cpu", l2: float = 100.0,
-             save_head: str | None = None, record: bool = True, quiet: bool = True) -> JudgeEval:
+             save_head: str | None = None, record: bool = True, quiet: bool = True,
+             head_features: str = "embedding", command: str | None = None) -> JudgeEval:
     """Evaluate judge ``judge_spec`` (as ``--judge`` takes it) against ``gold``: a Value Portrait
     directory or file (``value-portrait:PATH`` or just PATH), or ``labels:JUDGE_ID`` (gold labels in
     ``store``). With ``store``, the result is recorded in its ``judge_evals`` (unless ``record`` is off).
 
     ``method``: judge | crossfit | cv-head (default: cv-head with ``save_head``, else crossfit when the
-    judge gives scores, else judge)."""
+    judge gives scores, else judge). ``head_features`` (cv-head): ``embedding`` or ``prototypes``.
+    ``save_head``: also writes ``HEAD.json`` beside it (:func:`head_provenance`, with ``command``)."""
     import actstore
     from ingest.config import IngestConfig, parse_judge
     from ingest.pipeline import make_judge
@@ -310,9 +393,13 @@ def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Se
             raise InputError("cv-head trains an embedding head: use --judge embed or embed:MODEL_DIR")
         from ingest.judges.embed import Encoder
 
-        ev, head = cv_head_eval(Encoder(spec.target, device=device), gs, folds, l2, n_boot, alpha, seed, quiet)
+        ev, head = cv_head_eval(Encoder(spec.target, device=device), gs, folds, l2, n_boot, alpha, seed, quiet,
+                                head_features)
         if save_head:
             head.save(save_head)
+            ev.params["spec"] = judge_spec
+            meta = head_provenance(ev, gold, command)
+            Path(save_head).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     else:
         judge = make_judge(IngestConfig(store=store or ".", judge=judge_spec, device=device, quiet=True))
         labels = judge_all(judge, gs, quiet)
@@ -329,5 +416,5 @@ def run_eval(judge_spec: str, gold: str, *, store: str | None = None, values: Se
     return ev
 
 
-__all__ = ["GoldSet", "JudgeEval", "cv_head_eval", "evaluate_labels", "judge_all",
+__all__ = ["GoldSet", "JudgeEval", "cv_head_eval", "evaluate_labels", "fit_head", "head_provenance", "judge_all",
            "record_eval", "recorded_threshold", "run_eval", "store_gold", "value_portrait_gold", "with_threshold"]

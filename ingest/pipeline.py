@@ -22,6 +22,7 @@ opens. A bad input thus leaves the store as it was (or not created).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,20 +173,22 @@ def _valueworld_prompts(config: IngestConfig) -> list[Prompt]:
 
 def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
     """``config`` with its judge chosen: the one given, else ``lexicon`` when the model (a name or a
-    store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else an
-    error: the lexicon's phrases are the value world's, and on another model's answers they would
-    label by chance."""
-    from ingest.defaults import is_valueworld_model
+    store's ``ModelInfo``) is the value-world model or the prompts are the value world's, else the
+    packaged sentence-embedding judge (``ingest.defaults.REAL_MODEL_JUDGE``), with one line on stderr
+    that names it and its measured agreement (unless ``quiet``). The lexicon's phrases are the value
+    world's: on another model's answers they would label by chance. Without the embedding model
+    installed: one error line saying how to install it or which ``--judge`` to pass."""
+    from ingest.defaults import is_valueworld_model, real_model_judge, real_model_judge_notice
 
     if config.judge is not None:
         return config
     info = model if model is not None and not isinstance(model, str) else None
     if config.prompts == "valueworld" or is_valueworld_model(model if isinstance(model, str) else None, info):
         return config.with_overrides(judge="lexicon")
-    name = getattr(model, "name", model) or "this model"
-    raise UsageError(f"no --judge for {name}: the default judge (lexicon) knows only the value world's phrases and "
-                     "would label a real model's answers by chance; pass --judge embed, hf:MODEL_PATH, openai:URL#MODEL or "
-                     "lexicon:PHRASES.json")
+    judge = real_model_judge()
+    if not config.quiet:
+        print(real_model_judge_notice(), file=sys.stderr, flush=True)
+    return config.with_overrides(judge=judge)
 
 
 def make_judge(config: IngestConfig) -> Any:

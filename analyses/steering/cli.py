@@ -142,8 +142,9 @@ def steer() -> None:
 @click.option("--eval", "evals", default="expression,diversity", show_default=True,
               help="Comma list: expression, diversity, questionnaire, mcq, jailbreak, instructions.")
 @click.option("--judge", default=None,
-              help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | hf:PATH | openai:URL#MODEL.  "
-                   "[default: valueworld for the value-world model; other models must name one to judge expression]")
+              help="valueworld (exact), or an ingest judge: lexicon | lexicon:FILE.json | embed[:...] | hf:PATH | "
+                   "openai:URL#MODEL.  [default: valueworld for the value-world model; embed:value-portrait (weak, "
+                   "measured) for other models]")
 @click.option("--harmful", default="builtin", show_default=True,
               help="Jailbreak requests: builtin | valueworld | valueworld-heldout | advbench:PATH | harmbench:PATH.")
 @click.option("--mcq", default="builtin", show_default=True, help="builtin, or an MMLU-layout file/directory.")

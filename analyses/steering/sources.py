@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -199,8 +200,9 @@ def resolve_spec(store: Store, spec):  # -> SweepSpec (import cycle: spec import
     * prompts: ``valueworld`` (its held-out questions) for the value-world model; otherwise
       ``heldout``: the built-in queries the store was not made from, so that steering is never
       measured on the prompts its vectors were extracted from.
-    * judge: ``valueworld`` for the value-world model. Other models need one given when the sweep
-      judges expression (left None otherwise): the value world's phrases say nothing about their answers.
+    * judge: ``valueworld`` for the value-world model. For other models, when the sweep judges
+      expression, the packaged sentence-embedding judge (``ingest.defaults.REAL_MODEL_JUDGE``, as
+      ``ingest label``): the value world's phrases say nothing about their answers.
     """
     from dataclasses import replace
 
@@ -219,12 +221,26 @@ def resolve_spec(store: Store, spec):  # -> SweepSpec (import cycle: spec import
         changes["prompts"] = "valueworld" if vw else "heldout"
     if spec.judge is None and vw:
         changes["judge"] = "valueworld"
+    elif spec.judge is None and "expression" in spec.evals:
+        from ingest.defaults import REAL_MODEL_JUDGE
+
+        changes["judge"] = REAL_MODEL_JUDGE
     return replace(spec, **changes) if changes else spec
 
 
-def require_judge(spec) -> None:
-    """A sweep that judges expression must know its judge by now (see :func:`resolve_spec`)."""
-    if spec.judge is None and "expression" in spec.evals:
+def require_judge(spec, quiet: bool = False) -> None:
+    """A sweep that judges expression must know its judge by now (see :func:`resolve_spec`); the
+    default real-model judge needs its encoder installed (one error line otherwise) and is named,
+    with its measured agreement, in one line on stderr."""
+    from ingest.defaults import REAL_MODEL_JUDGE, real_model_judge, real_model_judge_notice
+
+    if "expression" not in spec.evals:
+        return
+    if spec.judge is None:
         raise InputError(f"no --judge for {spec.model}: the default judge (valueworld) knows only the value world's "
                          "phrases and would score a real model's answers by chance; pass --judge hf:MODEL_PATH, "
-                         "openai:URL#MODEL or lexicon:PHRASES.json")
+                         f"openai:URL#MODEL, lexicon:PHRASES.json or {REAL_MODEL_JUDGE}")
+    if spec.judge == REAL_MODEL_JUDGE:
+        real_model_judge()
+        if not quiet:
+            print(real_model_judge_notice(), file=sys.stderr, flush=True)

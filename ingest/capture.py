@@ -154,6 +154,7 @@ class _Batch:
     n_tokens: int
     non_blocking: bool
     into: Mapping[tuple[Site, str], torch.Tensor]
+    resp_spans: tuple[tuple[int, int], ...] = ()  # record b's response rows in the packed [n_tokens] order
 
 
 class Capturer:
@@ -284,10 +285,33 @@ class Capturer:
         if "last_prompt" in self.pools:
             self._gather(site, "last_prompt", flat, b.flat_last.to(dev), b)
         if "mean_response" in self.pools:
+            packed = self._got.get("token", {}).get(site) if "token" in self.pools else None
+            if packed is not None and dev.type == "cpu":
+                self._mean_from_packed(site, packed, b)
+                return
             # where (not multiply): padding positions may hold NaN (fully masked attention rows).
             picked = torch.where(b.response.to(dev)[:, :, None], x, x.new_zeros(()))
             mean = picked.sum(dim=1, dtype=torch.float32).div_(b.n_response.to(dev)[:, None])
             self._to_host(site, "mean_response", mean, b)  # float32: see the module docstring
+
+    def _mean_from_packed(self, site: Site, packed: torch.Tensor, b: _Batch) -> None:
+        """The float32 mean of each record's response rows, summed from the packed token rows just
+        gathered (each record's response is one contiguous run there): one read of the response
+        rows, no padded [B, T, width] temporary (on the CPU that masked copy and its allocation cost
+        more than the gather itself). A record's mean then depends on its own rows only, not on the
+        padding of the batch it shared. No response rows: 0 / 0 = NaN, as on the device path."""
+        dst = b.into.get((site, "mean_response"))
+        if dst is None or dst.dtype != torch.float32:
+            out = torch.empty((b.batch, packed.shape[1]), dtype=torch.float32)
+        else:
+            out = dst
+        for i, (lo, hi) in enumerate(b.resp_spans):
+            torch.sum(packed[lo:hi], dim=0, dtype=torch.float32, out=out[i])
+        out.div_(b.n_response[:, None])
+        if out is dst:
+            self._got.setdefault("mean_response", {})[site] = dst
+        else:
+            self._to_host(site, "mean_response", out, b)
 
     def _gather(self, site: Site, pool: str, flat: torch.Tensor, idx: torch.Tensor, b: _Batch) -> None:
         dst = b.into.get((site, pool))
@@ -358,6 +382,7 @@ class Capturer:
             n_tokens=int(offsets[-1]),
             non_blocking=non_blocking,
             into=into or {},
+            resp_spans=tuple((int(o) + int(p), int(e)) for o, p, e in zip(offsets[:-1], plens, offsets[1:], strict=True)),
         )
         self._got = {}
         self._dtype = None

@@ -12,10 +12,11 @@ Two ways to read its verdict (``scoring``):
 
 ``prompt``: ``per-value`` asks one question per (response, value); ``all`` (the default with logprob)
 asks once per response which of the ten values (listed as letters A-J) the reply expresses most, and
-the score of a value is the probability of its letter. On SmolLM2-135M the all-ten prompt agreed
-better with Value Portrait's human tags on the responses measured, at a tenth of the forward passes
-(README, Judges); its scores sum to one over the values, so a response that expresses two values
-shares the mass between them.
+the score of a value is the probability of its letter. On SmolLM2-135M, 50 Value Portrait responses,
+the all-ten prompt had the better kappa (mostly the values' base rates) and the per-value prompt
+ranked better within each value, every interval overlapping, at a sixth of the forward passes for
+all-ten (README, Judges); its scores sum to one over the values, so a response that expresses two
+values shares the mass between them.
 
 Batched with left padding, so that every row's last position is its own prompt's end. torch and
 transformers are imported only here.
@@ -87,8 +88,8 @@ class HFChatJudge:
         scoring: str = "logprob",
         prompt: str | None = None,
     ) -> None:
-        # Default: the all-ten prompt when reading probabilities (it agreed better with people on the
-        # responses measured, at a tenth of the forward passes; README, Judges), else one per value.
+        # Default: the all-ten prompt when reading probabilities (on SmolLM2 neither prompt was shown
+        # better with people, and it costs a sixth of the forward passes; README, Judges), else one per value.
         prompt = prompt or ("all" if scoring == "logprob" else "per-value")
         if mode not in MODES:
             raise InputError(f"unknown judge mode {mode!r}; use one of {', '.join(MODES)}")

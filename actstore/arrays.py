@@ -139,6 +139,14 @@ def _start_writeback(fd: int, offset: int, n: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, n, _SYNC_FILE_RANGE_WRITE)  # advisory: a failure changes nothing
 
 
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole beside itself and rename it into place: a reader sees the old file or
+    the new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
     while len(buf):
         n = os.pwrite(fd, buf, offset)
@@ -185,9 +193,7 @@ class LocalGroup:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        tmp = path / "zarr.json.tmp"
-        tmp.write_bytes(self._metadata_json(meta, n_rows))
-        os.replace(tmp, path / "zarr.json")
+        _replace_file(path / "zarr.json", self._metadata_json(meta, n_rows))
         with self._dirty_lock:
             self._dirty_files.add(path / "zarr.json")
             self._dirty_dirs.update(self.dir / "/".join(meta.name.split("/")[:i])
@@ -369,9 +375,7 @@ class LocalGroup:
             path = self.dir / meta.name / "zarr.json"
             doc = json.loads(path.read_bytes())
             doc["shape"] = [n_rows, meta.width]
-            tmp = path.with_name("zarr.json.tmp")
-            tmp.write_bytes(json.dumps(doc, indent=2).encode())
-            os.replace(tmp, path)
+            _replace_file(path, json.dumps(doc, indent=2).encode())
             self._open.pop(meta.name, None)  # its cached shape is stale; the next use re-opens it
             per_key = meta.chunk_rows * meta.shard_chunks
             for k in range(-(-n_rows // per_key), -(-have // per_key)):

@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -154,8 +155,6 @@ class _Keep:
 
     def append(self, batch, run_id=None) -> int:
         # A copy: the capture stage reuses a batch's buffers once its append has returned.
-        from dataclasses import replace
-
         self.batches.append(replace(batch, token_arrays={k: a.copy() for k, a in batch.token_arrays.items()},
                                     record_arrays={k: a.copy() for k, a in batch.record_arrays.items()}))
         return len(self.batches) - 1
@@ -292,12 +291,12 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         # work on the same cores; however well they overlap, its wall time is at least their
         # CPU time over the cores, so its ratio is at least that over the bare forward's wall.
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        need = med["c_bare"] + max(0.0, med["c_cap"] - med["c_bare"]) + med["c_write"]
+        copies = max(0.0, med["c_cap"] - med["c_bare"])
+        need = med["c_bare"] + copies + med["c_write"]
         out.update(cpu_floor=need / cores / b)
-        print(f"CPU floor      bare {med['c_bare']:.2f} s + capture copies {max(0.0, med['c_cap'] - med['c_bare']):.2f} s "
+        print(f"CPU floor      bare {med['c_bare']:.2f} s + capture copies {copies:.2f} s "
               f"+ write path {med['c_write']:.2f} s of CPU on {cores} cores: ingest / bare >= {need / cores / b:.3f} "
               f"however the work overlaps (medians)")
-    if "write" in med:
         w, d = med["write"], med["disk"]
         out.update(write_s=w, disk=d, write_fraction=payload / w / d)
         print(f"write path     {w:8.2f} s   {n_tok / w:10,.0f} tokens/s   {payload / w / 2**20:,.0f} MiB/s "

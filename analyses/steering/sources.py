@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -232,7 +231,7 @@ def require_judge(spec, quiet: bool = False) -> None:
     """A sweep that judges expression must know its judge by now (see :func:`resolve_spec`); the
     default real-model judge needs its encoder installed (one error line otherwise) and is named,
     with its measured agreement, in one line on stderr."""
-    from ingest.defaults import REAL_MODEL_JUDGE, real_model_judge, real_model_judge_notice
+    from ingest.defaults import REAL_MODEL_JUDGE, real_model_judge
 
     if "expression" not in spec.evals:
         return
@@ -241,6 +240,4 @@ def require_judge(spec, quiet: bool = False) -> None:
                          "phrases and would score a real model's answers by chance; pass --judge hf:MODEL_PATH, "
                          f"openai:URL#MODEL, lexicon:PHRASES.json or {REAL_MODEL_JUDGE}")
     if spec.judge == REAL_MODEL_JUDGE:
-        real_model_judge()
-        if not quiet:
-            print(real_model_judge_notice(), file=sys.stderr, flush=True)
+        real_model_judge(quiet=quiet)

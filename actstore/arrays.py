@@ -18,7 +18,9 @@ segments. A remote store plugs in ``actstore.remote.RemoteGroup`` instead of :cl
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -51,6 +53,22 @@ CODECS = ("none", "blosc-lz4", "blosc-zstd", "zstd")
 #: crash). Weights are written once, at their exact shape.
 GROW_MIN_CHUNKS = 16
 GROW_CHUNKS = 64
+#: Direct I/O (``O_DIRECT``), opt-in with ``$ACTSTORE_DIRECT_IO=1``: the block-aligned middle of
+#: each raw chunk write goes to disk from a 4 KiB-aligned staging buffer instead of being copied
+#: into the page cache first. It trades CPU for latency (benchmarks/bench_ingest.py, both sides in
+#: one run): on the 2-core development machine the write path took 8-29% less CPU (the kernel's
+#: page-cache copy ran at ~0.3 GB/s of CPU there; the staging copy at ~13 GB/s), but a whole ingest
+#: was no faster beyond the noise; on a 16-core GPU machine, where ingest waits on the disk, each
+#: synchronous direct write stalls its thread and ingest was 8-25% slower. Hence off by default.
+#: Offsets and lengths are multiples of DIRECT_ALIGN (covers 512-byte and 4 KiB logical blocks);
+#: the unaligned head and tail of a span, and spans shorter than DIRECT_MIN, go through the page
+#: cache. A file system that refuses O_DIRECT (tmpfs, some network mounts) gets buffered writes,
+#: silently. Durability is unchanged: every touched file is still fsynced before the catalog
+#: commits (O_DIRECT alone does not persist the file's block map).
+DIRECT_ALIGN = 4096
+DIRECT_MIN = 64 << 10
+DIRECT_BOUNCE = 4 << 20
+_bounce_local = threading.local()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +165,39 @@ def _replace_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _chunk_key(doc: dict, key: int) -> str:
+    """The file name, inside its array's directory, of chunk (or shard) ``key`` of a
+    ``[rows, width]`` array whose zarr.json is ``doc`` (Zarr v3's ``default`` and ``v2`` chunk
+    key encodings; a second coordinate of 0: chunks span the full width)."""
+    enc = doc.get("chunk_key_encoding") or {"name": "default"}
+    name = enc.get("name", "default")
+    sep = (enc.get("configuration") or {}).get("separator", "/" if name == "default" else ".")
+    return f"c{sep}{key}{sep}0" if name == "default" else f"{key}{sep}0"
+
+
 def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
     while len(buf):
         n = os.pwrite(fd, buf, offset)
         buf, offset = buf[n:], offset + n
+
+
+def direct_io_wanted() -> bool:
+    """Direct I/O for raw chunk writes: when ``$ACTSTORE_DIRECT_IO`` is ``1`` (default ``0``; read
+    when a store is opened for writing) and the platform has ``O_DIRECT``."""
+    raw = os.environ.get("ACTSTORE_DIRECT_IO", "0").strip().lower()
+    if raw not in ("0", "1", "", "off", "on", "false", "true", "no", "yes"):
+        raise UsageError(f"ACTSTORE_DIRECT_IO must be 1 or 0, not {raw!r}")
+    return hasattr(os, "O_DIRECT") and raw not in ("0", "", "off", "false", "no")
+
+
+def _bounce() -> np.ndarray:
+    """This thread's page-aligned staging buffer for direct writes (an anonymous mapping, so
+    aligned to the page; reused for the life of the thread)."""
+    buf = getattr(_bounce_local, "buf", None)
+    if buf is None:
+        buf = np.frombuffer(mmap.mmap(-1, DIRECT_BOUNCE), dtype=np.uint8)
+        _bounce_local.buf = buf
+    return buf
 
 
 class LocalGroup:
@@ -162,6 +209,10 @@ class LocalGroup:
         self.durable = durable
         self._zstore = LocalStore(self.dir, read_only=read_only)
         self._open: dict[str, zarr.Array] = {}
+        # Each array's zarr.json as this process last wrote or read it: raw writes, trims and chunk
+        # paths use its shape and key encoding without opening the array through Zarr (~1 ms of
+        # CPU and an event-loop round each, hundreds of arrays per store).
+        self._docs: dict[str, dict] = {}
         # Mapped raw chunk files, reused across gathers (an analysis gathers many times; mapping
         # and faulting a chunk in again each time cost 3-4x). Writes drop the chunks they touch.
         self._maps: OrderedDict[tuple[str, int], np.memmap] = OrderedDict()
@@ -170,6 +221,9 @@ class LocalGroup:
         self._dirty_dirs: set[Path] = set()
         self._dirty_lock = threading.Lock()
         self._groups_made: set[str] = set()  # parent groups made by create() in this session
+        # O_DIRECT for raw chunk writes (DIRECT_ALIGN); off once the file system refuses it.
+        self.direct = durable and not read_only and direct_io_wanted()
+        self.direct_bytes = 0  # bytes written with O_DIRECT (benchmarks and tests read it)
         self._layouts: dict[tuple, dict] = {}  # zarr.json documents by array layout (create())
         if not read_only:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -193,13 +247,16 @@ class LocalGroup:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        _replace_file(path / "zarr.json", self._metadata_json(meta, n_rows))
+        doc = self._metadata_doc(meta, n_rows)
+        _replace_file(path / "zarr.json", json.dumps(doc, indent=2).encode())
+        self._docs[meta.name] = doc
+        self._open.pop(meta.name, None)
         with self._dirty_lock:
             self._dirty_files.add(path / "zarr.json")
             self._dirty_dirs.update(self.dir / "/".join(meta.name.split("/")[:i])
                                     for i in range(meta.name.count("/") + 2))
 
-    def _metadata_json(self, meta: ArrayMeta, n_rows: int) -> bytes:
+    def _metadata_doc(self, meta: ArrayMeta, n_rows: int) -> dict:
         """zarr.json of a new array: Zarr's own metadata for its shape, chunking, dtype and codec
         (made once per such layout, in memory: ~4 ms each), with this array's attributes."""
         layout = (_capacity(meta, n_rows, n_rows), meta.width, meta.chunk_rows, meta.shard_chunks,
@@ -211,7 +268,23 @@ class LocalGroup:
             doc = json.loads(arr.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
             with self._dirty_lock:
                 self._layouts[layout] = doc
-        return json.dumps({**doc, "attributes": _attributes(meta)}, indent=2).encode()
+        return {**doc, "attributes": _attributes(meta)}
+
+    def _doc(self, name: str) -> dict:
+        """An array's zarr.json (cached: only this writer changes it, and a reader needs only its
+        chunk key encoding, which never changes)."""
+        doc = self._docs.get(name)
+        if doc is None:
+            doc = json.loads((self.dir / name / "zarr.json").read_bytes())
+            self._docs[name] = doc
+        return doc
+
+    def _set_length(self, meta: ArrayMeta, n_rows: int) -> None:
+        """Write an array's new Zarr length straight into its zarr.json (whole, renamed into place)."""
+        doc = {**self._doc(meta.name), "shape": [n_rows, meta.width]}
+        _replace_file(self.dir / meta.name / "zarr.json", json.dumps(doc, indent=2).encode())
+        self._docs[meta.name] = doc
+        self._open.pop(meta.name, None)  # a cached Zarr array's shape is stale
 
     def _new_array(self, meta: ArrayMeta, n_rows: int, store: Any) -> zarr.Array:
         shards = None if meta.shard_chunks == 1 else (meta.chunk_rows * meta.shard_chunks, meta.width)
@@ -224,6 +297,10 @@ class LocalGroup:
             dtype=meta.np_dtype,
             compressors=_compressors(meta.codec, meta.np_dtype.itemsize),
             fill_value=0,
+            # Chunk files side by side (``c.<i>.0``) rather than one directory per chunk
+            # (``c/<i>/0``): making a directory cost ~0.8 ms of CPU here, a chunk file 0.06 ms,
+            # and each new directory was one more to fsync. Zarr readers follow the metadata.
+            chunk_key_encoding={"name": "default", "separator": "."},
             attributes=_attributes(meta),
             config={"write_empty_chunks": True},  # a missing chunk file then always means damage
             overwrite=True,
@@ -252,10 +329,14 @@ class LocalGroup:
         all the touched files together, so the kernel writes the whole batch back in one go.
         """
         row_hi = row_lo + len(data)
+        if meta.raw:  # no Zarr at all: the shape lives in zarr.json, the rows in the chunk files
+            have = self._doc(meta.name)["shape"][0]
+            grown = have < row_hi
+            if grown:
+                self._set_length(meta, _capacity(meta, have, row_hi))
+            return self._write_raw(meta, row_lo, data, tail_crc, grown, sync)
         arr = self.array(meta.name)
         grown = self._grow(arr, meta, row_hi)
-        if meta.raw:
-            return self._write_raw(meta, row_lo, data, tail_crc, grown, sync)
         arr[row_lo:row_hi] = data
         out = []
         for sp in spans(row_lo, row_hi, meta.chunk_rows):
@@ -274,6 +355,7 @@ class LocalGroup:
         if have >= row_hi:
             return False
         arr.resize((_capacity(meta, have, row_hi), meta.width))
+        self._docs.pop(meta.name, None)  # Zarr rewrote zarr.json
         return True
 
     def sync(self, pool: Any = None) -> None:
@@ -337,9 +419,7 @@ class LocalGroup:
             try:
                 if os.fstat(fd).st_size != full:
                     os.ftruncate(fd, full)
-                _pwrite_all(fd, part, (sp.lo - sp.start) * row_bytes)
-                if self.durable:
-                    _start_writeback(fd, (sp.lo - sp.start) * row_bytes, len(part))
+                self._write_span(fd, path, part, (sp.lo - sp.start) * row_bytes)
             finally:
                 os.close(fd)
             files.append(path)
@@ -352,11 +432,55 @@ class LocalGroup:
                 self.sync()
         return out
 
+    def _write_span(self, fd: int, path: Path, part: memoryview, off: int) -> None:
+        """Write ``part`` at byte ``off`` of the chunk file open as ``fd``: the DIRECT_ALIGN-aligned
+        middle with O_DIRECT through this thread's staging buffer, the rest through the page
+        cache (whose writeback starts at once). Same bytes in the file either way."""
+        n = len(part)
+        a0 = -(-off // DIRECT_ALIGN) * DIRECT_ALIGN
+        a1 = (off + n) // DIRECT_ALIGN * DIRECT_ALIGN
+        if not self.direct or a1 - a0 < DIRECT_MIN:
+            self._buffered(fd, part, off)
+            return
+        if a0 > off:
+            self._buffered(fd, part[: a0 - off], off)
+        if a1 < off + n:
+            self._buffered(fd, part[a1 - off :], a1)
+        try:
+            dfd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            self.direct = False  # this file system has no direct I/O
+            self._buffered(fd, part[a0 - off : a1 - off], a0)
+            return
+        src = np.frombuffer(part, dtype=np.uint8)
+        buf = _bounce()
+        pos = a0
+        try:
+            while pos < a1:
+                k = min(len(buf), a1 - pos)
+                np.copyto(buf[:k], src[pos - off : pos - off + k])
+                _pwrite_all(dfd, buf[:k].data, pos)
+                pos += k
+                self.direct_bytes += k
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            self.direct = False  # an alignment this file system does not take: buffered from here on
+            self._buffered(fd, part[pos - off : a1 - off], pos)
+        finally:
+            os.close(dfd)
+
+    def _buffered(self, fd: int, part: memoryview, off: int) -> None:
+        _pwrite_all(fd, part, off)
+        if self.durable:
+            _start_writeback(fd, off, len(part))
+
     def _note_dirty(self, meta: ArrayMeta, chunks: list[int]) -> None:
         """What a write through Zarr left to fsync: the touched chunk (shard) files, zarr.json,
         and their directories (Zarr writes a file as a new file renamed into place)."""
-        arr = self.array(meta.name)
-        files = {self.dir / meta.name / arr.metadata.encode_chunk_key((c // meta.shard_chunks, 0)) for c in chunks}
+        files = {self.dir / meta.name / _chunk_key(self._doc(meta.name), c // meta.shard_chunks) for c in chunks}
         files.add(self.dir / meta.name / "zarr.json")
         with self._dirty_lock:
             self._dirty_files.update(files)
@@ -365,28 +489,24 @@ class LocalGroup:
     def trim(self, meta: ArrayMeta, n_rows: int) -> None:
         """Set the Zarr shape to the committed rows (appends grow it ahead of them, and a crash
         may leave rows past them). Safe to call for different arrays from several threads."""
-        arr = self.array(meta.name)
-        have = arr.shape[0]
+        doc = self._doc(meta.name)
+        have = doc["shape"][0]
         if have != n_rows:
             # The new shape goes straight into zarr.json (written whole and renamed into place):
             # Zarr's resize took ~10 ms an array, and would try to delete every chunk key past the
             # new shape one by one (tens per array, hundreds of arrays); only a crash leaves files
             # there, so remove just the ones that exist.
-            path = self.dir / meta.name / "zarr.json"
-            doc = json.loads(path.read_bytes())
-            doc["shape"] = [n_rows, meta.width]
-            _replace_file(path, json.dumps(doc, indent=2).encode())
-            self._open.pop(meta.name, None)  # its cached shape is stale; the next use re-opens it
+            self._set_length(meta, n_rows)
             per_key = meta.chunk_rows * meta.shard_chunks
             for k in range(-(-n_rows // per_key), -(-have // per_key)):
-                (self.dir / meta.name / arr.metadata.encode_chunk_key((k, 0))).unlink(missing_ok=True)
+                (self.dir / meta.name / _chunk_key(doc, k)).unlink(missing_ok=True)
         for key in list(self._maps):  # a snapshot: other threads trim other arrays
             if key[0] == meta.name:
                 self._maps.pop(key, None)
 
     # -- read --------------------------------------------------------------------------------
     def _chunk_file(self, meta: ArrayMeta, chunk: int) -> Path:
-        return self.dir / meta.name / self.array(meta.name).metadata.encode_chunk_key((chunk, 0))
+        return self.dir / meta.name / _chunk_key(self._doc(meta.name), chunk)
 
     def read_span(self, meta: ArrayMeta, lo: int, hi: int) -> np.ndarray:
         """Rows ``[lo, hi)`` in storage dtype. Caller guarantees ``hi <= meta.n_rows``."""
@@ -437,7 +557,7 @@ class LocalGroup:
 
     def chunk_key(self, meta: ArrayMeta, chunk: int) -> str:
         """The file of a chunk relative to this group (the shard file for sharded arrays)."""
-        return f"{meta.name}/" + self.array(meta.name).metadata.encode_chunk_key((chunk // meta.shard_chunks, 0))
+        return f"{meta.name}/" + _chunk_key(self._doc(meta.name), chunk // meta.shard_chunks)
 
 
 class ArrayIO:

@@ -44,7 +44,7 @@ def test_errors_are_one_line_with_exit_codes(filled, tmp_path):
 
 def test_verify_finds_a_flipped_byte(filled):
     assert _run("verify", str(filled)).exit_code == 0
-    chunk = filled / "arrays" / "token" / "mlp_act" / "1" / "c" / "1" / "0"
+    chunk = filled / "arrays" / "token" / "mlp_act" / "1" / "c.1.0"
     data = bytearray(chunk.read_bytes())
     data[37] ^= 0x01
     chunk.write_bytes(bytes(data))
@@ -61,9 +61,9 @@ def test_verify_finds_a_catalog_row_past_the_arrays(filled):
 
 
 def test_verify_finds_a_missing_chunk(filled):
-    (filled / "arrays" / "token" / "resid_post" / "0" / "c" / "0" / "0").unlink()
+    (filled / "arrays" / "token" / "resid_post" / "0" / "c.0.0").unlink()
     r = _run("verify", str(filled))
-    assert r.exit_code == 1 and "chunk 0 is missing (no file token/resid_post/0/c/0/0)" in r.output
+    assert r.exit_code == 1 and "chunk 0 is missing (no file token/resid_post/0/c.0.0)" in r.output
 
 
 def test_every_command_has_help():

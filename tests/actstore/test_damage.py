@@ -104,7 +104,7 @@ def test_damage_with_a_crashed_writers_copy_names_that_fix(filled):
 # -- chunk file sizes -----------------------------------------------------------------------------------
 
 def _chunk_file(store, name, chunk):
-    return store / "arrays" / name / "c" / str(chunk) / "0"
+    return store / "arrays" / name / f"c.{chunk}.0"
 
 
 def test_verify_finds_a_raw_chunk_cut_after_its_committed_rows(filled):
@@ -122,7 +122,7 @@ def test_verify_finds_a_raw_chunk_cut_after_its_committed_rows(filled):
     with actstore.open(filled) as st:
         rep = verify(st)
     # the committed rows still match their checksum: the size is the only thing that tells
-    want = (f"{meta.name}: chunk {last} file {meta.name}/c/{last}/0 is {committed * meta.row_bytes} bytes; a raw "
+    want = (f"{meta.name}: chunk {last} file {meta.name}/c.{last}.0 is {committed * meta.row_bytes} bytes; a raw "
             f"chunk is always {full} ({meta.chunk_rows} rows x {meta.row_bytes} bytes): truncated or damaged")
     assert rep.problems == [want], rep.problems
     with pytest.raises(ValueError):  # and plain Zarr, which the format promises works, cannot read it
@@ -145,10 +145,10 @@ def test_verify_finds_short_long_empty_and_missing_chunk_files(filled):
     _chunk_file(filled, meta.name, 3).unlink()
     with actstore.open(filled) as st:
         probs = [p for p in verify(st).problems if p.startswith(meta.name)]
-    assert any(f"chunk 0 file {meta.name}/c/0/0 is {full // 3} bytes" in p for p in probs), probs
-    assert any(f"chunk 1 file {meta.name}/c/1/0 is {full + 8} bytes" in p for p in probs), probs
-    assert any(f"chunk 2 file {meta.name}/c/2/0 is 0 bytes" in p for p in probs), probs
-    assert any(f"chunk 3 is missing (no file {meta.name}/c/3/0)" in p for p in probs), probs
+    assert any(f"chunk 0 file {meta.name}/c.0.0 is {full // 3} bytes" in p for p in probs), probs
+    assert any(f"chunk 1 file {meta.name}/c.1.0 is {full + 8} bytes" in p for p in probs), probs
+    assert any(f"chunk 2 file {meta.name}/c.2.0 is 0 bytes" in p for p in probs), probs
+    assert any(f"chunk 3 is missing (no file {meta.name}/c.3.0)" in p for p in probs), probs
     assert len(probs) == 4  # one line per bad chunk, no second complaint from the checksum
 
 
@@ -185,7 +185,7 @@ def test_verify_checks_shard_files_against_their_index(tmp_path, codec):
     last.write_bytes(last.read_bytes()[:50])  # shorter than its index
     with actstore.open(path) as st:
         probs = verify(st).problems
-    assert any(f"chunk 8 shard file {name}/c/2/0 is 50 bytes, shorter than its {index}-byte index" in p
+    assert any(f"chunk 8 shard file {name}/c.2.0 is 50 bytes, shorter than its {index}-byte index" in p
                for p in probs), probs
 
 
@@ -196,7 +196,7 @@ def test_verify_finds_an_empty_compressed_chunk(tmp_path):
     _chunk_file(path, name, 4).write_bytes(b"")
     with actstore.open(path) as st:
         probs = verify(st).problems
-    assert probs == [f"{name}: chunk 4 file {name}/c/4/0 is empty: truncated or damaged"]
+    assert probs == [f"{name}: chunk 4 file {name}/c.4.0 is empty: truncated or damaged"]
 
 
 def test_verify_by_url_checks_sizes(filled, tmp_path, monkeypatch):
@@ -209,4 +209,4 @@ def test_verify_by_url_checks_sizes(filled, tmp_path, monkeypatch):
         fh.truncate(meta.row_bytes * meta.chunk_rows - 1)
     with StaticServer(filled.parent) as srv:
         r = _run("verify", f"{srv.url}/{filled.name}")
-    assert r.exit_code == 1 and f"chunk 0 file {meta.name}/c/0/0 is" in r.output, r.output
+    assert r.exit_code == 1 and f"chunk 0 file {meta.name}/c.0.0 is" in r.output, r.output

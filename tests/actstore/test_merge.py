@@ -120,7 +120,7 @@ def test_merged_store_equals_a_single_process_ingest(sharded, tmp_path):
         except ImportError:
             pass
     # no array data was copied: the chunk files are the parts' own (hard links)
-    chunk = out / "segments" / "0002" / "token" / "resid_post" / "0" / "c" / "0" / "0"
+    chunk = out / "segments" / "0002" / "token" / "resid_post" / "0" / "c.0.0"
     assert chunk.is_file() and chunk.stat().st_nlink == 2
     assert {p.name: _digest(p) for p in parts.iterdir()} == before  # parts untouched
 

@@ -47,7 +47,7 @@ def outside(tmp_path, monkeypatch):
 
 
 def _chunk(store):
-    return store / "arrays" / "token" / "resid_post" / "0" / "c" / "0" / "0"
+    return store / "arrays" / "token" / "resid_post" / "0" / "c.0.0"
 
 
 # -- hostile statements, named by what they try ------------------------------------------------------

@@ -189,7 +189,7 @@ def test_cli_reads_a_url(filled, served):
 
 def test_verify_url_finds_a_flipped_byte(filled, served):
     _, url = served
-    chunk = filled / "arrays" / "token" / "mlp_act" / "1" / "c" / "1" / "0"
+    chunk = filled / "arrays" / "token" / "mlp_act" / "1" / "c.1.0"
     data = bytearray(chunk.read_bytes())
     data[37] ^= 0x01
     chunk.write_bytes(bytes(data))

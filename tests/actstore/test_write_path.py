@@ -1,0 +1,247 @@
+"""The raw write path: chunk writes with O_DIRECT for their aligned middles give the very bytes and
+checksums of writes through the page cache (falling back to it where the file system refuses), and
+chunk files sit side by side under the names Zarr itself gives them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+import actstore
+import actstore.arrays as arrays_mod
+from actstore.arrays import DIRECT_ALIGN, DIRECT_MIN, ArrayMeta, LocalGroup
+from actstore.errors import UsageError
+
+# (width, dtype, chunk_rows): rows of 2304, 3072 and 400 bytes; chunks of ~0.5-0.7 MiB that are
+# not multiples of 4 KiB, so chunk starts, appends and block boundaries all fall out of line.
+LAYOUTS = [(576, "float32", 227), (1536, "uint16", 233), (100, "float32", 1501)]
+
+
+def _meta(width: int, dtype: str, chunk_rows: int) -> ArrayMeta:
+    return ArrayMeta(name=f"activations/t{width}", kind="activation", site="resid_post", layer=0, pool="token",
+                     n_rows=0, width=width, dtype=dtype, logical_dtype=dtype, chunk_rows=chunk_rows,
+                     shard_chunks=1, codec="none")
+
+
+def _appends(group: LocalGroup, meta: ArrayMeta, sizes: list[int], seed: int) -> tuple[list, np.ndarray]:
+    """Append random rows in ``sizes`` steps, carrying each partly filled chunk's CRC as the store
+    does; returns every append's (chunk, rows, crc) list and all the rows written."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 2**16, size=(sum(sizes), meta.width)).astype(meta.dtype)
+    crcs, tails, lo = [], {}, 0
+    for n in sizes:
+        chunk = lo // meta.chunk_rows
+        tail = tails.get(chunk) if lo % meta.chunk_rows else None
+        out = group.write_rows(meta, lo, data[lo : lo + n], tail)
+        tails.update({c: (rows, crc) for c, rows, crc in out})
+        crcs.append(out)
+        lo += n
+    return crcs, data
+
+
+def _direct_supported(path) -> bool:
+    probe = path / "probe"
+    probe.write_bytes(b"\0" * DIRECT_ALIGN)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+        return True
+    except (OSError, AttributeError):
+        return False
+    finally:
+        probe.unlink()
+
+
+def _group(path, monkeypatch, direct: str) -> LocalGroup:
+    monkeypatch.setenv("ACTSTORE_DIRECT_IO", direct)
+    return LocalGroup(path, read_only=False, durable=True)
+
+
+def _chunk_files(group: LocalGroup, meta: ArrayMeta) -> dict[str, bytes]:
+    root = group.dir / meta.name
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name != "zarr.json"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_direct_writes_equal_buffered_writes_byte_for_byte(tmp_path, monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    for width, dtype, chunk_rows in LAYOUTS:
+        meta = _meta(width, dtype, chunk_rows)
+        # Appends from one row to several chunks: some spans too short for O_DIRECT, some long.
+        sizes = [int(x) for x in rng.choice([1, 7, 31, 150, 600, 2 * chunk_rows + 3], size=14)]
+        groups = {}
+        for mode in ("1", "0"):
+            g = _group(tmp_path / f"{mode}-{seed}", monkeypatch, mode)
+            g.create(meta)
+            crcs, data = _appends(g, meta, sizes, seed)
+            g.sync()
+            groups[mode] = (g, crcs)
+            n = sum(sizes)
+            np.testing.assert_array_equal(g.read_span(meta, 0, n), data)
+            # The returned CRCs are those of the committed rows of each chunk, as before.
+            for c in range(-(-n // chunk_rows)):
+                block = data[c * chunk_rows : min(n, (c + 1) * chunk_rows)]
+                last = [crc for out in crcs for cc, rows, crc in out if cc == c][-1]
+                assert last == zlib.crc32(np.ascontiguousarray(block).data)
+        (gd, crc_d), (gb, crc_b) = groups["1"], groups["0"]
+        assert crc_d == crc_b
+        assert _chunk_files(gd, meta) == _chunk_files(gb, meta)
+        assert gb.direct_bytes == 0 and not gb.direct
+        if _direct_supported(tmp_path):
+            assert gd.direct and gd.direct_bytes > 0, "O_DIRECT works here but was not used"
+            assert gd.direct_bytes % DIRECT_ALIGN == 0
+        else:
+            assert gd.direct_bytes == 0
+
+
+def test_refused_direct_open_falls_back_to_the_page_cache(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def no_direct(path, flags, *a):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *a)
+
+    meta = _meta(*LAYOUTS[0])
+    ref = _group(tmp_path / "ref", monkeypatch, "0")
+    ref.create(meta)
+    ref_crcs, _ = _appends(ref, meta, [500, 900, 3], 5)
+    g = _group(tmp_path / "g", monkeypatch, "1")
+    monkeypatch.setattr(arrays_mod.os, "open", no_direct)
+    g.create(meta)
+    crcs, _ = _appends(g, meta, [500, 900, 3], 5)
+    assert not g.direct and g.direct_bytes == 0
+    assert crcs == ref_crcs and _chunk_files(g, meta) == _chunk_files(ref, meta)
+
+
+def test_direct_write_refused_midway_is_finished_through_the_page_cache(tmp_path, monkeypatch):
+    if not _direct_supported(tmp_path):
+        pytest.skip("this file system refuses O_DIRECT")
+    real_open, real_pwrite = os.open, os.pwrite
+    direct_fds: set[int] = set()
+
+    def tracking_open(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        if flags & os.O_DIRECT:
+            direct_fds.add(fd)
+        return fd
+
+    calls = {"n": 0}
+
+    def refusing_pwrite(fd, buf, off):
+        if fd in direct_fds:
+            calls["n"] += 1
+            if calls["n"] > 2:  # the first direct writes land, then the file system says no
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, buf, off)
+
+    meta = _meta(*LAYOUTS[2])  # 600 KB chunks: each append spans several
+    sizes = [4000, 1, 2999, 6000]
+    ref = _group(tmp_path / "ref", monkeypatch, "0")
+    ref.create(meta)
+    ref_crcs, data = _appends(ref, meta, sizes, 9)
+    g = _group(tmp_path / "g", monkeypatch, "1")
+    monkeypatch.setattr(arrays_mod.os, "open", tracking_open)
+    monkeypatch.setattr(arrays_mod.os, "pwrite", refusing_pwrite)
+    g.create(meta)
+    crcs, _ = _appends(g, meta, sizes, 9)
+    assert calls["n"] == 3 and not g.direct and g.direct_bytes >= 2 * DIRECT_MIN
+    assert crcs == ref_crcs and _chunk_files(g, meta) == _chunk_files(ref, meta)
+    np.testing.assert_array_equal(g.read_span(meta, 0, len(data)), data)
+
+
+def test_a_store_written_with_direct_io_verifies_and_reads_back(tmp_path, monkeypatch):
+    from actstore import ArrayKey, ArraySpec, Batch, ModelInfo, Site
+    from actstore.verify import verify
+
+    key = ArrayKey(Site("resid_post", 0))
+    rng = np.random.default_rng(3)
+    sizes = [[700, 1300], [5], [2500, 1, 900]]  # tokens per record, per batch
+    data = [rng.standard_normal((sum(b), 576)).astype(np.float32) for b in sizes]
+    used = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("ACTSTORE_DIRECT_IO", mode)
+        with actstore.open(tmp_path / mode, read_only=False, create=True) as st:
+            st.set_model(ModelInfo("m", "float32", 1, 576, 1536))
+            st.declare_arrays([ArraySpec(key, 576, "float32")])
+            for i, (nt, x) in enumerate(zip(sizes, data)):
+                nt = np.array(nt)
+                st.append(Batch(n_tokens=nt, prompt_lens=nt // 2, token_ids=np.zeros(len(x), np.int64),
+                                roles=np.zeros(len(x), np.int8), token_arrays={key: x}, record_arrays={},
+                                response_ids=[f"b{i}r{j}" for j in range(len(nt))], key=f"b{i}"))
+            used[mode] = sum(g.direct_bytes for g in st.arrays_io.groups)
+    for mode in ("1", "0"):
+        with actstore.open(tmp_path / mode) as st:
+            assert verify(st).ok
+            np.testing.assert_array_equal(st.read("resid_post", 0), np.concatenate(data))
+    assert used["0"] == 0
+    assert (used["1"] > 0) == _direct_supported(tmp_path)
+
+
+def test_direct_io_is_off_unless_asked_for_and_a_bad_setting_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("ACTSTORE_DIRECT_IO", raising=False)
+    assert not LocalGroup(tmp_path / "default", read_only=False).direct
+    monkeypatch.setenv("ACTSTORE_DIRECT_IO", "sometimes")
+    with pytest.raises(UsageError, match="ACTSTORE_DIRECT_IO must be 1 or 0"):
+        actstore.open(tmp_path / "s", read_only=False, create=True)
+    assert not (tmp_path / "s" / "catalog.duckdb").exists()
+
+
+@pytest.mark.parametrize("encoding", [{"name": "default"}, {"name": "default", "separator": "."},
+                                      {"name": "v2"}, {"name": "v2", "separator": "/"}])
+def test_chunk_file_names_follow_zarrs_own_encoding(encoding):
+    import json
+
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import MemoryStore
+
+    from actstore.arrays import _chunk_key
+
+    a = zarr.create_array(store=MemoryStore(), shape=(100, 4), chunks=(10, 4), dtype="f4",
+                          chunk_key_encoding=encoding)
+    doc = json.loads(a.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+    for k in (0, 7, 123):
+        assert _chunk_key(doc, k) == a.metadata.encode_chunk_key((k, 0))
+
+
+def test_new_arrays_keep_chunk_files_side_by_side_and_zarr_reads_them(tmp_path):
+    import zarr
+
+    meta = _meta(*LAYOUTS[2])
+    g = LocalGroup(tmp_path, read_only=False, durable=True)
+    g.create(meta)
+    _, data = _appends(g, meta, [4000, 2500], 1)
+    names = sorted(p.name for p in (tmp_path / meta.name).iterdir())
+    assert names == ["c.0.0", "c.1.0", "c.2.0", "c.3.0", "c.4.0", "zarr.json"]
+    z = zarr.open_array(tmp_path / meta.name, mode="r")
+    assert z.shape[0] >= 6500 and np.array_equal(z[:6500], data)
+
+
+def test_arrays_of_older_stores_keep_one_directory_per_chunk(tmp_path):
+    """An array made before side-by-side chunk files (``c/<i>/0``) is appended, trimmed and read
+    under its own names."""
+    import json
+
+    import zarr
+
+    meta = _meta(*LAYOUTS[2])
+    g = LocalGroup(tmp_path, read_only=False, durable=True)
+    g.create(meta)
+    path = tmp_path / meta.name / "zarr.json"
+    doc = json.loads(path.read_bytes())
+    doc["chunk_key_encoding"] = {"name": "default", "configuration": {"separator": "/"}}
+    path.write_bytes(json.dumps(doc).encode())
+    old = LocalGroup(tmp_path, read_only=False, durable=True)  # a later writer opens the store
+    _, data = _appends(old, meta, [4000, 2500], 2)
+    old.sync()
+    old.trim(meta, 6500)
+    assert sorted(p.name for p in (tmp_path / meta.name / "c").iterdir()) == ["0", "1", "2", "3", "4"]
+    assert not list((tmp_path / meta.name).glob("c.*"))
+    z = zarr.open_array(tmp_path / meta.name, mode="r")
+    assert z.shape[0] == 6500 and np.array_equal(z[:], data)
+    np.testing.assert_array_equal(LocalGroup(tmp_path, read_only=True).read_span(meta, 100, 6400), data[100:6400])

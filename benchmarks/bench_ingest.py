@@ -3,7 +3,8 @@
     python benchmarks/bench_ingest.py                                # SmolLM2-135M's shape, fp32 and bf16, CPU
     python benchmarks/bench_ingest.py --preset small --dtype bfloat16   # the old 8-layer shape
     python benchmarks/bench_ingest.py --model DIR [--gguf-file F]     # a real checkpoint (from_pretrained)
-    python benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --tokens 400000 --buffer-mb 12000
+    python benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --dtype bfloat16 --tokens 4000 \
+        --buffer-mb 3000 --repeat 2 --threads 4    # on a GPU (4,000 tokens = 4.9 GB a store; gpu_ingest.sh)
 
 Presets are randomly initialised models of a real checkpoint's exact shape (no download). Per dtype,
 both sides run the same forward batches, planned once by ``ingest.packing`` from the same records:
@@ -15,7 +16,9 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
 * write path alone: the very store batches that ingest appends (captured once beforehand, kept in
   memory), appended to a fresh store with ``Store.append`` and closed, no forward pass; against
   the disk's sequential bandwidth measured in the same round (one file of the same byte count,
-  4 MiB writes, one fsync, in the same directory).
+  4 MiB writes, one fsync, in the same directory), the faster of a write through the page cache
+  and one with O_DIRECT (a page-cache write can be bound by the kernel's copy, not the disk);
+* unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (opt-in direct I/O).
 
 Rounds alternate the sides (bare, ingest, write, disk) and the medians are printed: on a shared
 machine the load of the moment swings wall times more than the difference being measured.
@@ -198,22 +201,50 @@ def write_only(model, arrays, keep: _Keep, root: Path) -> tuple[float, int, int]
     return seconds, payload, _arrays_bytes(root)
 
 
-def disk_write_bandwidth(root: Path, n_bytes: int) -> float:
-    """Bytes/s of sequential 4 MiB writes of one file followed by one fsync (what a durable append costs)."""
-    block = np.random.default_rng(0).integers(0, 255, size=4 << 20, dtype=np.uint8).tobytes()
+def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> float:
+    """Bytes/s of sequential 4 MiB writes of one file followed by one fsync (what a durable append
+    costs): through the page cache, or with O_DIRECT from an aligned buffer (``direct``; the disk's
+    own speed where the kernel's copy into the page cache is the slower part). 0 where the file
+    system refuses O_DIRECT."""
+    import mmap
+
+    block = np.frombuffer(mmap.mmap(-1, 4 << 20), dtype=np.uint8)  # page-aligned, as O_DIRECT needs
+    block[:] = np.random.default_rng(0).integers(0, 255, size=4 << 20, dtype=np.uint8)
+    n_bytes = n_bytes // 4096 * 4096
     path = root / "disk-probe.bin"
     t0 = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0), 0o644)
+    except OSError:
+        return 0.0
     try:
         written = 0
         while written < n_bytes:
-            written += os.write(fd, block[: min(len(block), n_bytes - written)])
+            written += os.write(fd, block[: min(len(block), n_bytes - written)].data)
         os.fsync(fd)
     finally:
         os.close(fd)
     seconds = time.perf_counter() - t0
     path.unlink()
     return written / seconds
+
+
+class _Env:
+    """Set environment variables for a ``with`` block (the store reads ACTSTORE_DIRECT_IO when opened)."""
+
+    def __init__(self, **kw: str) -> None:
+        self.kw, self.old = kw, {}
+
+    def __enter__(self) -> None:
+        self.old = {k: os.environ.get(k) for k in self.kw}
+        os.environ.update(self.kw)
+
+    def __exit__(self, *exc: object) -> None:
+        for k, v in self.old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_dtype(args, dtype: str, base: Path) -> dict:
@@ -245,7 +276,8 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
 
     bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
-    r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk")}
+    r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk",
+                         "ing_dir", "c_ing_dir", "write_dir", "c_write_dir", "disk_buf", "disk_dir")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
     payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
@@ -259,22 +291,38 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
         shutil.rmtree(base / "ingest")
+        if args.direct:  # the same with direct I/O on (ACTSTORE_DIRECT_IO=1; off by default)
+            c0 = time.process_time()
+            with _Env(ACTSTORE_DIRECT_IO="1"):
+                secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
+            r["c_ing_dir"].append(time.process_time() - c0)
+            r["ing_dir"].append(secs)
+            shutil.rmtree(base / "ingest")
         c0 = time.process_time()
         r["cap"].append(capture_only(model, records, arrays, args.token_budget, args.buffer_mb))
         r["c_cap"].append(time.process_time() - c0)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
                 f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
                 f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
+        if args.direct:
+            line += f", ingest direct {r['ing_dir'][-1]:.2f} s ({r['c_ing_dir'][-1]:.2f} s CPU)"
         if keep is not None and k < args.write_rounds:
-            c0 = time.process_time()
-            secs, kept, _ = write_only(model, arrays, keep, base / "write")
-            r["c_write"].append(time.process_time() - c0)
-            assert kept == payload, (kept, payload)
-            shutil.rmtree(base / "write")
-            r["write"].append(secs)
-            r["disk"].append(disk_write_bandwidth(base, payload))
-            line += (f", write path {secs:.2f} s ({r['c_write'][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s), "
-                     f"disk {r['disk'][-1] / 2**20:,.0f} MiB/s")
+            for key, env in (("write", "0"), ("write_dir", "1")) if args.direct else (("write", "0"),):
+                c0 = time.process_time()
+                with _Env(ACTSTORE_DIRECT_IO=env):
+                    secs, kept, _ = write_only(model, arrays, keep, base / "write")
+                r["c_" + key].append(time.process_time() - c0)
+                assert kept == payload, (kept, payload)
+                shutil.rmtree(base / "write")
+                r[key].append(secs)
+                line += (f", write path{' direct' if env == '1' else ''} {secs:.2f} s "
+                         f"({r['c_' + key][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s)")
+            # The disk: the faster of a buffered and a direct sequential write of the same bytes.
+            r["disk_buf"].append(disk_write_bandwidth(base, payload))
+            r["disk_dir"].append(disk_write_bandwidth(base, payload, direct=True))
+            r["disk"].append(max(r["disk_buf"][-1], r["disk_dir"][-1]))
+            line += (f", disk {r['disk_buf'][-1] / 2**20:,.0f} MiB/s buffered, "
+                     f"{r['disk_dir'][-1] / 2**20:,.0f} MiB/s direct")
         print(line, flush=True)
     med = {k: statistics.median(v) for k, v in r.items() if v}
     b, i = med["bare"], med["ingest"]
@@ -284,6 +332,11 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (median of {args.repeat}; "
           f"goal <= 1.15); CPU-time ratio {out['cpu_ratio']:.3f}; {payload / 2**20:,.0f} MiB of activations "
           f"at {payload / i / 2**20:,.0f} MiB/s ({size / 2**20:,.0f} MiB of files)")
+    if "ing_dir" in med:
+        ib = med["ing_dir"]
+        out.update(ratio_direct=ib / b)
+        print(f"  direct I/O   {ib:8.2f} s   {n_tok / ib:10,.0f} tokens/s   ratio {ib / b:.3f}: the same ingest with "
+              f"ACTSTORE_DIRECT_IO=1 (CPU-time ratio {med['c_ing_dir'] / med['c_bare']:.3f})")
     c = med["cap"]
     print(f"capture only   {c:8.2f} s   {n_tok / c:10,.0f} tokens/s   ratio {c / b:.3f}: hooks and copies, no store")
     if "write" in med:
@@ -302,6 +355,14 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         print(f"write path     {w:8.2f} s   {n_tok / w:10,.0f} tokens/s   {payload / w / 2**20:,.0f} MiB/s "
               f"of activations; disk {d / 2**20:,.0f} MiB/s: {payload / w / d:.3f} of the disk's bandwidth (median of "
               f"{len(r['write'])}; goal >= 0.8)")
+        print(f"  disk         {med['disk_buf'] / 2**20:,.0f} MiB/s through the page cache, "
+              f"{med['disk_dir'] / 2**20:,.0f} MiB/s direct (0: refused); the faster is the disk's bandwidth above")
+        if "write_dir" in med:
+            wb = med["write_dir"]
+            out.update(write_direct_s=wb, write_direct_fraction=payload / wb / d)
+            print(f"  direct I/O   {wb:8.2f} s   {n_tok / wb:10,.0f} tokens/s   {payload / wb / 2**20:,.0f} MiB/s: "
+                  f"{payload / wb / d:.3f} of the disk (ACTSTORE_DIRECT_IO=1; {med['c_write_dir']:.2f} s CPU against "
+                  f"{med['c_write']:.2f} s)")
     del keep, model
     return out
 
@@ -320,6 +381,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians are printed")
     ap.add_argument("--write-rounds", type=int, default=None,
                     help="rounds that also time the write path alone and the disk (default: all; 0: none)")
+    ap.add_argument("--no-direct", dest="direct", action="store_false",
+                    help="skip the sides with direct I/O on (ACTSTORE_DIRECT_IO=1)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (set explicitly: torch's default "
                     "oversubscribes a shared machine)")
     ap.add_argument("--dir", default=None, help="where to write the stores (default: a temp dir)")

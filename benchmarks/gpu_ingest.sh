@@ -19,8 +19,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 else
     export PYTHONPATH=$PWD
 fi
-# A source checkout (not installed): schema/ is the package actstore.schema (pyproject package-dir).
-[ -e actstore/schema ] || ln -s ../schema actstore/schema
+# A source checkout that is not installed: schema/ is the package actstore.schema (pyproject
+# package-dir), so link it where Python looks for it.
+python3 -c "import actstore.schema" 2>/dev/null || ln -sfn ../schema actstore/schema
 nvidia-smi -L; python3 -V; nproc; free -g | head -2; df -hT "$PWD" /tmp
 python3 -c "import torch, transformers, zarr, duckdb; print('torch', torch.__version__, 'transformers', transformers.__version__, 'zarr', zarr.__version__, 'duckdb', duckdb.__version__)"
 

@@ -4,6 +4,9 @@
 #
 #     bash benchmarks/gpu_ingest.sh [QWEN_TOKENS] [SMOL_TOKENS]
 #
+# Environment: SKIP_TESTS=1 skips the tests; BENCH_ARGS adds options to both benchmark runs (for
+# example "--no-direct"); SMOL_DTYPES (default float32,bfloat16); QWEN_TIMEOUT / SMOL_TIMEOUT (s).
+#
 # Wheels in .whl/ (packages the GPU image lacks: duckdb, zarr and theirs) are installed first when
 # present. Logs go to $OUT when it is set (the device tool's output folder), else to ./gpu-logs.
 set -u
@@ -25,15 +28,19 @@ python3 -c "import actstore.schema" 2>/dev/null || ln -sfn ../schema actstore/sc
 nvidia-smi -L; python3 -V; nproc; free -g | head -2; df -hT "$PWD" /tmp
 python3 -c "import torch, transformers, zarr, duckdb; print('torch', torch.__version__, 'transformers', transformers.__version__, 'zarr', zarr.__version__, 'duckdb', duckdb.__version__)"
 
-echo "== CUDA capture tests"
-timeout 100 python3 -m pytest -q -p no:cacheprovider tests/ingest/test_capture.py tests/ingest/test_stage_capture.py \
-    tests/actstore/test_write_path.py -k "cuda or bit_for_bit or pools or direct or chunk" 2>&1 | tee "$LOG/tests.log" | tail -15
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+    echo "== CUDA capture tests"
+    timeout 100 python3 -m pytest -q -p no:cacheprovider tests/ingest/test_capture.py tests/ingest/test_stage_capture.py \
+        tests/actstore/test_write_path.py -k "cuda or bit_for_bit or pools or direct or chunk" 2>&1 \
+        | tee "$LOG/tests.log" | tail -15
+fi
 
 mkdir -p .benchtmp
 echo "== Qwen2.5-7B shape, bfloat16, $QWEN_TOKENS tokens"
-timeout 300 python3 benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --dtype bfloat16 \
-    --tokens "$QWEN_TOKENS" --buffer-mb 3000 --repeat 2 --threads 4 --dir .benchtmp 2>&1 | tee "$LOG/qwen.log"
+timeout "${QWEN_TIMEOUT:-300}" python3 benchmarks/bench_ingest.py --preset qwen2.5-7b --device cuda --dtype bfloat16 \
+    --tokens "$QWEN_TOKENS" --buffer-mb 3000 --repeat 2 --threads 4 --dir .benchtmp ${BENCH_ARGS:-} 2>&1 | tee "$LOG/qwen.log"
 echo "== SmolLM2-135M shape, $SMOL_TOKENS tokens"
-timeout 110 python3 benchmarks/bench_ingest.py --preset smollm2-135m --device cuda --dtype float32,bfloat16 \
-    --tokens "$SMOL_TOKENS" --buffer-mb 1500 --repeat 2 --threads 4 --dir .benchtmp 2>&1 | tee "$LOG/smol.log"
+timeout "${SMOL_TIMEOUT:-110}" python3 benchmarks/bench_ingest.py --preset smollm2-135m --device cuda \
+    --dtype "${SMOL_DTYPES:-float32,bfloat16}" --tokens "$SMOL_TOKENS" --buffer-mb 1500 --repeat 2 --threads 4 \
+    --dir .benchtmp ${BENCH_ARGS:-} 2>&1 | tee "$LOG/smol.log"
 rm -rf .benchtmp

@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -217,6 +218,8 @@ def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> floa
     n_bytes = n_bytes // 4096 * 4096
     path = root / "disk-probe.bin"
     t0 = time.perf_counter()
+    if direct and not hasattr(os, "O_DIRECT"):
+        return 0.0
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0), 0o644)
     except OSError:
@@ -231,24 +234,6 @@ def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> floa
     seconds = time.perf_counter() - t0
     path.unlink()
     return written / seconds
-
-
-class _Env:
-    """Set environment variables for a ``with`` block (the store reads ACTSTORE_DIRECT_IO when opened)."""
-
-    def __init__(self, **kw: str) -> None:
-        self.kw, self.old = kw, {}
-
-    def __enter__(self) -> None:
-        self.old = {k: os.environ.get(k) for k in self.kw}
-        os.environ.update(self.kw)
-
-    def __exit__(self, *exc: object) -> None:
-        for k, v in self.old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def run_dtype(args, dtype: str, base: Path) -> dict:
@@ -297,7 +282,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         shutil.rmtree(base / "ingest")
         if args.direct:  # the same with direct I/O on (ACTSTORE_DIRECT_IO=1; off by default)
             c0 = time.process_time()
-            with _Env(ACTSTORE_DIRECT_IO="1"):
+            with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="1"):
                 secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
             r["c_ing_dir"].append(time.process_time() - c0)
             r["ing_dir"].append(secs)
@@ -313,7 +298,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         if keep is not None and k < args.write_rounds:
             for key, env in (("write", "0"), ("write_dir", "1")) if args.direct else (("write", "0"),):
                 c0 = time.process_time()
-                with _Env(ACTSTORE_DIRECT_IO=env):
+                with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO=env):
                     secs, kept, _, app = write_only(model, arrays, keep, base / "write")
                 r["c_" + key].append(time.process_time() - c0)
                 if key == "write":

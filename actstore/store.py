@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,21 @@ def _publish_interval() -> float:
     return value
 
 
+@dataclass(eq=False)
+class WrittenBatch:
+    """A batch whose arrays :meth:`Store.write_batch` has written and :meth:`Store.commit_batch`
+    has yet to make durable and visible (``batch_id`` is set once it is committed)."""
+
+    batch: Batch
+    batch_id: int | None = None
+    acts: dict[str, ArrayMeta] = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    tails: dict[str, Any] = field(default_factory=dict)
+    row_lo: int = 0
+    rec_lo: int = 0
+    written: list[tuple[str, list]] = field(default_factory=list)
+
+
 class Store:
     """An open store. Use :func:`actstore.open` rather than this constructor."""
 
@@ -189,6 +204,7 @@ class Store:
         # array name -> ((segment, chunk), (n_rows, crc32)) of the chunk its last committed append
         # ended in: the next append continues that checksum without a catalog query per array.
         self._tail_crcs: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
+        self._waiting: WrittenBatch | None = None  # written by write_batch, not yet committed
         self._n_rows, self._n_records = one(self.con, 
             "SELECT coalesce(sum(n_rows), 0), coalesce(sum(n_records), 0) FROM batches")
 
@@ -545,13 +561,71 @@ class Store:
         """Write a batch's arrays durably, then make it visible in one catalog transaction.
 
         Returns the batch id. A batch whose ``key`` is already committed is skipped (resume).
+        The same as :meth:`commit_batch` of :meth:`write_batch`, with the catalog's rows prepared
+        while the arrays are written.
         """
+        w = self._prepare(batch)
+        if w.batch_id is not None:
+            return w.batch_id
+        ex = ThreadPoolExecutor(max_workers=FSYNC_THREADS)
+        try:
+            pending = self._submit_writes(w, ex)
+            # The catalog's rows are prepared while the arrays are written (the threads release
+            # the GIL in pwrite/fsync; DuckDB in execute); COMMIT waits for every array to be
+            # durable, so a reader or a crash never sees catalog rows without data.
+            self._commit(w, run_id, ex, pending)
+        finally:
+            ex.shutdown(wait=True)  # no write outlives a failed append
+        assert w.batch_id is not None
+        return w.batch_id
+
+    def write_batch(self, batch: Batch) -> WrittenBatch:
+        """The first half of :meth:`append`: write the batch's arrays (into the page cache, not yet
+        durable) and return at once, without touching the catalog; :meth:`commit_batch` then makes
+        them durable and visible. Nothing is visible before that commit, and a crash in between
+        leaves only rows past the committed ones, which the next writer ignores and overwrites.
+
+        The batch's arrays are no longer read once this returns, so their buffers may be reused.
+        At most one written batch waits for its commit. For a capture whose forward pass keeps
+        every core busy: the copying (CPU) runs between forward passes, the fsyncs and the catalog
+        transaction (mostly waiting on the disk) beside the next one (``ingest.stage_capture``).
+        """
+        if self._waiting is not None:
+            raise UsageError("a written batch is waiting for its commit_batch; commit it before writing another")
+        w = self._prepare(batch)
+        if w.batch_id is None:
+            with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
+                # No writeback started here: it blocks while the disk's queue is full, and this
+                # half is meant to be CPU only (the fsyncs of commit_batch start it instead).
+                w.written = [f.result() for f in self._submit_writes(w, ex, writeback=False)]
+            self._waiting = w
+        w.data = {}  # the caller's arrays are written: let their buffers go
+        return w
+
+    def commit_batch(self, written: WrittenBatch, run_id: int | None = None) -> int:
+        """The second half of :meth:`append`: fsync what :meth:`write_batch` wrote and make the
+        batch visible in one catalog transaction. Returns the batch id."""
+        if written.batch_id is not None:  # already committed (a resumed key, or committed twice)
+            return written.batch_id
+        if written is not self._waiting:
+            raise UsageError("this batch was not the last one written by write_batch on this store; "
+                             "write it again")
+        try:
+            with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
+                self._commit(written, run_id, ex, None)
+        finally:
+            self._waiting = None  # committed, or rolled back: its rows are past the committed ones
+        assert written.batch_id is not None
+        return written.batch_id
+
+    def _prepare(self, batch: Batch) -> WrittenBatch:
+        """Validate a batch against the declared arrays; its storage arrays and where they go."""
         self._need_writer()
         batch.validate()
         if batch.key is not None:
             row = one(self.con, "SELECT batch_id FROM batches WHERE key = ?", [batch.key])
             if row:
-                return int(row[0])
+                return WrittenBatch(batch, batch_id=int(row[0]))
         acts = {m.name: m for m in self._arrays.values() if m.kind == "activation"}
         given = {k.name: a for k, a in batch.token_arrays.items()} | {k.name: a for k, a in batch.record_arrays.items()}
         for k in list(batch.token_arrays) + list(batch.record_arrays):
@@ -568,10 +642,7 @@ class Store:
             if d.shape[1] != m.width:
                 raise SchemaMismatchError(f"array {name} has width {d.shape[1]}; declared {m.width}")
             data[name] = d
-        roles = batch.role_codes()
         row_lo, rec_lo = self.n_rows, self.n_records
-
-        # 1. array data, durably (written by the pool, then fsynced by arrays_io.sync), before the catalog commits
         tails = {}
         for name in data:
             m = acts[name]
@@ -584,76 +655,80 @@ class Store:
                 tails[name] = one(self.con,
                     "SELECT n_rows, crc32 FROM chunk_checksums WHERE name = ? AND segment_id = ? AND chunk = ?",
                     [name, *tail])
+        return WrittenBatch(batch, acts=acts, data=data, tails=tails, row_lo=row_lo, rec_lo=rec_lo)
 
+    def _submit_writes(self, w: WrittenBatch, ex: ThreadPoolExecutor, writeback: bool = True) -> list:
+        """Each array's rows to its chunk files on ``ex``, without fsync (``arrays_io.sync`` later),
+        biggest arrays first so the pool's last tasks are small ones. ``writeback``: start the
+        disk's writes as each array is written (an append, whose fsyncs follow at once); without,
+        the fsyncs start them (write_batch, whose commit comes later)."""
         def write(name: str) -> tuple[str, list]:
-            m = acts[name]
-            lo = row_lo if m.pool == "token" else rec_lo
-            return name, self.arrays_io.write_rows(m, lo, data[name], tails.get(name), sync=False)
+            m = w.acts[name]
+            lo = w.row_lo if m.pool == "token" else w.rec_lo
+            return name, self.arrays_io.write_rows(m, lo, w.data[name], w.tails.get(name), sync=False,
+                                                   writeback=writeback)
+        return [ex.submit(write, name) for name in sorted(w.data, key=lambda n: -w.data[n].nbytes)]
 
-        # 2. one transaction makes the batch visible. Its rows are prepared while the arrays are
-        # written (the threads release the GIL in pwrite/fsync; DuckDB in execute); COMMIT waits
-        # for every array to be durable, so a reader or a crash never sees catalog rows without data.
+    def _commit(self, w: WrittenBatch, run_id: int | None, ex: ThreadPoolExecutor, pending: list | None) -> None:
+        """One transaction makes a written batch visible: its catalog rows, then (``pending``: the
+        writes still running) every touched file fsynced, the chunk checksums, COMMIT."""
+        batch, acts, row_lo, rec_lo = w.batch, w.acts, w.row_lo, w.rec_lo
         n_rec, n_rows = batch.n_records, batch.n_rows
         nt = np.asarray(batch.n_tokens, dtype=np.int64)
         starts = row_lo + np.concatenate([[0], np.cumsum(nt)[:-1]])
         rec_ids = np.arange(rec_lo, rec_lo + n_rec, dtype=np.int64)
-        names = sorted(data)
+        names = sorted(acts)
         con = self.con
-        ex = ThreadPoolExecutor(max_workers=FSYNC_THREADS)
+        con.execute("BEGIN TRANSACTION")
         try:
-            # Biggest arrays first, so the pool's last tasks are small ones.
-            pending = [ex.submit(write, name) for name in sorted(names, key=lambda n: -data[n].nbytes)]
-            con.execute("BEGIN TRANSACTION")
+            batch_id = int(one(con, "SELECT coalesce(max(batch_id) + 1, 0) FROM batches")[0])
+            con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [batch_id, run_id, batch.key, rec_lo, n_rec, row_lo, n_rows, _now()])
+            cat.insert(con, "records", {
+                "record_id": rec_ids,
+                "response_id": pa.array(list(batch.response_ids) if batch.response_ids is not None else [None] * n_rec, pa.string()),
+                "prompt_id": pa.array(list(batch.prompt_ids) if batch.prompt_ids is not None else [None] * n_rec, pa.string()),
+                "batch_id": np.full(n_rec, batch_id, dtype=np.int32),
+                "row_start": starts, "n_tokens": nt.astype(np.int32),
+                "prompt_len": np.asarray(batch.prompt_lens, dtype=np.int32)})
+            rec_of_row = np.repeat(rec_ids, nt)
+            cat.insert(con, "tokens", {
+                "row": np.arange(row_lo, row_lo + n_rows, dtype=np.int64),
+                "record_id": rec_of_row,
+                "position": (np.arange(n_rows, dtype=np.int64) - np.repeat(starts - row_lo, nt)).astype(np.int32),
+                "token_id": np.asarray(batch.token_ids, dtype=np.int32),
+                "role": pa.DictionaryArray.from_arrays(pa.array(batch.role_codes()), pa.array(list(ROLES)))})
+            # One statement each for every array's new length and its checksums: per-array statements
+            # cost ~15 ms apiece, which for 2 sites x 28 layers was most of an append's fixed cost.
+            new_n = [acts[n].n_rows + (n_rows if acts[n].pool == "token" else n_rec) for n in names]
+            con.register("_new_lengths", pa.table({"name": names, "n_rows": pa.array(new_n, pa.int64())}))
             try:
-                batch_id = int(one(con, "SELECT coalesce(max(batch_id) + 1, 0) FROM batches")[0])
-                con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [batch_id, run_id, batch.key, rec_lo, n_rec, row_lo, n_rows, _now()])
-                cat.insert(con, "records", {
-                    "record_id": rec_ids,
-                    "response_id": pa.array(list(batch.response_ids) if batch.response_ids is not None else [None] * n_rec, pa.string()),
-                    "prompt_id": pa.array(list(batch.prompt_ids) if batch.prompt_ids is not None else [None] * n_rec, pa.string()),
-                    "batch_id": np.full(n_rec, batch_id, dtype=np.int32),
-                    "row_start": starts, "n_tokens": nt.astype(np.int32),
-                    "prompt_len": np.asarray(batch.prompt_lens, dtype=np.int32)})
-                rec_of_row = np.repeat(rec_ids, nt)
-                cat.insert(con, "tokens", {
-                    "row": np.arange(row_lo, row_lo + n_rows, dtype=np.int64),
-                    "record_id": rec_of_row,
-                    "position": (np.arange(n_rows, dtype=np.int64) - np.repeat(starts - row_lo, nt)).astype(np.int32),
-                    "token_id": np.asarray(batch.token_ids, dtype=np.int32),
-                    "role": pa.DictionaryArray.from_arrays(pa.array(roles), pa.array(list(ROLES)))})
-                # One statement each for every array's new length and its checksums: per-array statements
-                # cost ~15 ms apiece, which for 2 sites x 28 layers was most of an append's fixed cost.
-                new_n = [acts[n].n_rows + (n_rows if acts[n].pool == "token" else n_rec) for n in names]
-                con.register("_new_lengths", pa.table({"name": names, "n_rows": pa.array(new_n, pa.int64())}))
-                try:
-                    con.execute("UPDATE arrays SET n_rows = u.n_rows FROM _new_lengths u WHERE arrays.name = u.name")
-                finally:
-                    con.unregister("_new_lengths")
-                written = [f.result() for f in pending]
-                # Every array is written (into the page cache): now fsync all the touched files at
-                # once, in parallel, so the kernel streams the whole batch to disk (an fsync per
-                # array right after its write kept the disk waiting between small flushes).
-                self.arrays_io.sync(ex)
-                segs = {name: self.arrays_io.last_segment(acts[name]) for name, _ in written}
-                self._put_crcs_many([(name, crcs, segs[name]) for name, crcs in written])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        finally:
-            ex.shutdown(wait=True)  # no write outlives a failed append
-        for name, crcs in written:
+                con.execute("UPDATE arrays SET n_rows = u.n_rows FROM _new_lengths u WHERE arrays.name = u.name")
+            finally:
+                con.unregister("_new_lengths")
+            if pending is not None:
+                w.written = [f.result() for f in pending]
+            # Every array is written (into the page cache): now fsync all the touched files at
+            # once, in parallel, so the kernel streams the whole batch to disk (an fsync per
+            # array right after its write kept the disk waiting between small flushes).
+            self.arrays_io.sync(ex)
+            segs = {name: self.arrays_io.last_segment(acts[name]) for name, _ in w.written}
+            self._put_crcs_many([(name, crcs, segs[name]) for name, crcs in w.written])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        for name, crcs in w.written:
             if crcs:
                 chunk, n, crc = crcs[-1]
                 self._tail_crcs[name] = ((segs[name], chunk), (n, crc))
-        for name in data:
+        for name in names:
             m = acts[name]
             self._arrays[name] = ArrayMeta(**{**asdict(m), "n_rows": m.n_rows + (n_rows if m.pool == "token" else n_rec)})
         self._n_rows += n_rows
         self._n_records += n_rec
+        w.batch_id = batch_id
         self._maybe_publish()
-        return batch_id
 
     def insert(self, table: str, data: Any, on_conflict: str = "error") -> int:
         """Bulk insert rows (dict of columns, DataFrame or Arrow table) into a user-facing table,

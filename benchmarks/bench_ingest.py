@@ -18,7 +18,12 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
   the disk's sequential bandwidth measured in the same round (one file of the same byte count,
   4 MiB writes, one fsync, in the same directory), the faster of a write through the page cache
   and one with O_DIRECT (a page-cache write can be bound by the kernel's copy, not the disk);
-* unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (opt-in direct I/O).
+* unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (opt-in direct I/O);
+* unless ``--no-alt``: ingest with the other writer schedule. Where the forward pass has every
+  core (a CPU model, ``--threads`` = the usable cores) ingest splits each append: the main thread
+  writes a store batch's arrays between forward passes, the writer thread fsyncs and commits it
+  beside the next (``ingest.stage_capture.split_writes``); elsewhere the writer thread appends
+  while the forward runs. The other side runs the other schedule in the same rounds.
 
 Rounds alternate the sides (bare, ingest, write, disk) and the medians are printed: on a shared
 machine the load of the moment swings wall times more than the difference being measured.
@@ -136,13 +141,15 @@ def _arrays_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in (root / "arrays").rglob("*") if f.is_file())
 
 
-def ingest(model, records, arrays, token_budget: int, buffer_mb: int, root: Path) -> tuple[float, int]:
+def ingest(model, records, arrays, token_budget: int, buffer_mb: int, root: Path,
+           split: bool | None = None) -> tuple[float, int]:
+    """``split``: the writer schedule (None: ingest's own choice, ``split_writes``)."""
     from ingest.stage_capture import capture_records
 
     st = _new_store(root, model, arrays)
     t0 = time.perf_counter()
     capture_records(st, model, _Tok(), records, arrays, token_budget=token_budget,
-                    batch_bytes=buffer_mb * (1 << 20) // 3, run_id=None, quiet=True)
+                    batch_bytes=buffer_mb * (1 << 20) // 3, run_id=None, quiet=True, split=split)
     st.close()
     return time.perf_counter() - t0, _arrays_bytes(root)
 
@@ -240,7 +247,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     import torch
 
     from ingest.packing import plan
-    from ingest.stage_capture import ArrayPlan
+    from ingest.stage_capture import ArrayPlan, split_writes
 
     if args.model:
         model = load_model(args.model, args.gguf_file, dtype, args.device)
@@ -256,17 +263,20 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     batches = plan(lengths, [r.response_id for r in records], args.token_budget, arrays.row_bytes(),
                    arrays.record_bytes(), batch_bytes)
     n_fwd = sum(len(sb.forward) for sb in batches)
+    split = split_writes(model)
     name = args.model or args.preset
     print(f"\n== {name} {dtype} on {args.device} ({torch.get_num_threads()} torch threads): "
           f"{cfg.num_hidden_layers} layers, d_model {cfg.hidden_size}, d_mlp {cfg.intermediate_size}, "
           f"{len(arrays.specs())} arrays ({sum(s.key.pool == 'token' for s in arrays.specs())} per token)")
     print(f"records {len(records)}, tokens {n_tok}, forward batches {n_fwd}, store batches {len(batches)}, "
-          f"{arrays.row_bytes() / 1024:.1f} KiB per token", flush=True)
+          f"{arrays.row_bytes() / 1024:.1f} KiB per token; ingest's writer schedule: "
+          f"{'split (writes between forward passes)' if split else 'overlapped (whole appends beside the forward)'}",
+          flush=True)
 
     bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
     r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk",
-                         "ing_dir", "c_ing_dir", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app")}
+                         "ing_dir", "c_ing_dir", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
     payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
@@ -287,6 +297,12 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
             r["c_ing_dir"].append(time.process_time() - c0)
             r["ing_dir"].append(secs)
             shutil.rmtree(base / "ingest")
+        if args.alt:  # the other writer schedule
+            c0 = time.process_time()
+            secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest", split=not split)
+            r["c_ing_alt"].append(time.process_time() - c0)
+            r["ing_alt"].append(secs)
+            shutil.rmtree(base / "ingest")
         c0 = time.process_time()
         r["cap"].append(capture_only(model, records, arrays, args.token_budget, args.buffer_mb))
         r["c_cap"].append(time.process_time() - c0)
@@ -295,6 +311,9 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
                 f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
         if args.direct:
             line += f", ingest direct {r['ing_dir'][-1]:.2f} s ({r['c_ing_dir'][-1]:.2f} s CPU)"
+        if args.alt:
+            line += (f", ingest {'overlapped' if split else 'split'} {r['ing_alt'][-1]:.2f} s "
+                     f"({r['c_ing_alt'][-1]:.2f} s CPU)")
         if keep is not None and k < args.write_rounds:
             for key, env in (("write", "0"), ("write_dir", "1")) if args.direct else (("write", "0"),):
                 c0 = time.process_time()
@@ -328,6 +347,11 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         out.update(ratio_direct=ib / b)
         print(f"  direct I/O   {ib:8.2f} s   {n_tok / ib:10,.0f} tokens/s   ratio {ib / b:.3f}: the same ingest with "
               f"ACTSTORE_DIRECT_IO=1 (CPU-time ratio {med['c_ing_dir'] / med['c_bare']:.3f})")
+    if "ing_alt" in med:
+        ia = med["ing_alt"]
+        out.update(ratio_alt=ia / b, split=split)
+        print(f"  {'overlapped' if split else 'split':<12} {ia:8.2f} s   {n_tok / ia:10,.0f} tokens/s   ratio {ia / b:.3f}: the "
+              f"same ingest with the other writer schedule (CPU-time ratio {med['c_ing_alt'] / med['c_bare']:.3f})")
     c = med["cap"]
     print(f"capture only   {c:8.2f} s   {n_tok / c:10,.0f} tokens/s   ratio {c / b:.3f}: hooks and copies, no store")
     if "write" in med:
@@ -378,6 +402,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="rounds that also time the write path alone and the disk (default: all; 0: none)")
     ap.add_argument("--no-direct", dest="direct", action="store_false",
                     help="skip the sides with direct I/O on (ACTSTORE_DIRECT_IO=1)")
+    ap.add_argument("--no-alt", dest="alt", action="store_false",
+                    help="skip the side with the other writer schedule (split or overlapped)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (set explicitly: torch's default "
                     "oversubscribes a shared machine)")
     ap.add_argument("--dir", default=None, help="where to write the stores (default: a temp dir)")

@@ -8,6 +8,9 @@ being written), each about ``buffer_mb / 3``: memory is bounded by the buffer, n
 Those three are the only host buffers the stage allocates: a batch's buffers go back to a free list
 once the writer has appended it (fresh ones cost a page fault per 4 KiB on the main thread, inside
 the forward pass, and a pinned allocation on a GPU machine is slower still).
+Where the forward pass has every core (a CPU model), the main thread writes each store batch's
+arrays itself between forward passes and the writer thread only fsyncs and commits it (see
+:class:`_Writer`).
 
 Which records and in which batches: ``ingest.packing`` (resume gives identical rows and bits), unit
 by unit (``ingest.units``: a sharded capture gives the rows and bits of a single process).
@@ -137,11 +140,19 @@ class _Buffers:
 
 
 class _Writer:
-    """One thread that appends store batches in order; its first error stops the stage."""
+    """One thread that appends store batches in order; its first error stops the stage.
 
-    def __init__(self, store: Any, run_id: int | None, buffers: _Buffers) -> None:
-        self.store, self.run_id, self.buffers = store, run_id, buffers
-        self.q: queue.Queue[tuple[Batch, dict] | None] = queue.Queue(maxsize=1)
+    ``split``: for a forward pass that keeps every core busy (a CPU model on all the usable cores).
+    The writer's copies into the page cache then took a core from one of torch's threads in the
+    middle of a forward, and the other thread waited for it at the next barrier: overlapped, the
+    write path cost about twice its CPU time. Split, the main thread writes a batch's arrays
+    between two forward passes (``Store.write_batch``, every core free for it) and the thread only
+    fsyncs and commits it (``Store.commit_batch``: mostly waiting on the disk) beside the next one.
+    Unsplit (a GPU, or spare cores), the thread does the whole append while the forward runs."""
+
+    def __init__(self, store: Any, run_id: int | None, buffers: _Buffers, split: bool = False) -> None:
+        self.store, self.run_id, self.buffers, self.split = store, run_id, buffers, split
+        self.q: queue.Queue[tuple[Any, dict | None] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.committed = 0
         self.t = threading.Thread(target=self._loop, name="actstore-writer", daemon=True)
@@ -150,21 +161,35 @@ class _Writer:
     def _loop(self) -> None:
         while True:
             item = self.q.get()
-            if item is None:
-                return
-            batch, bufs = item
-            if self.error is None:
-                try:
-                    self.store.append(batch, run_id=self.run_id)
-                    self.committed += 1
-                except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
-                    self.error = e
-            del batch
-            self.buffers.give(bufs)  # after a failed append too: the main thread may be waiting for it
+            try:
+                if item is None:
+                    return
+                work, bufs = item
+                if self.error is None:
+                    try:
+                        if self.split:
+                            self.store.commit_batch(work, run_id=self.run_id)
+                        else:
+                            self.store.append(work, run_id=self.run_id)
+                        self.committed += 1
+                    except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
+                        self.error = e
+                del work
+                if bufs is not None:
+                    self.buffers.give(bufs)  # after a failed append too: the main thread may be waiting for it
+            finally:
+                self.q.task_done()
 
     def put(self, batch: Batch, bufs: dict) -> None:
         self.check()
-        self.q.put((batch, bufs))
+        if not self.split:
+            self.q.put((batch, bufs))
+            return
+        self.q.join()  # the previous batch committed (it always is by now: it had a forward pass's time)
+        self.check()
+        written = self.store.write_batch(batch)
+        self.buffers.give(bufs)  # written out: the next store batch may fill them
+        self.q.put((written, None))
 
     def check(self) -> None:
         if self.error is not None:
@@ -176,11 +201,23 @@ class _Writer:
         self.check()
 
 
+def split_writes(model: Any) -> bool:
+    """Whether the capture writes between forward passes (:class:`_Writer`'s ``split``): the model
+    runs on the CPU with as many torch threads as this process has usable cores."""
+    import torch
+
+    from ingest.threads import usable_cores
+
+    return next(model.parameters()).device.type == "cpu" and torch.get_num_threads() >= usable_cores()
+
+
 def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[CaptureRecord], arrays: ArrayPlan,
                     *, token_budget: int, batch_bytes: int, run_id: int | None, quiet: bool = False,
-                    units: Sequence[int] | None = None) -> int:
+                    units: Sequence[int] | None = None, split: bool | None = None) -> int:
     """Capture ``records`` (not yet in the store) into ``store``; returns the records written.
-    ``units``: each record's unit of work (``ingest.units``); batches never span two (default: one unit)."""
+    ``units``: each record's unit of work (``ingest.units``); batches never span two (default: one unit).
+    ``split``: write each store batch between forward passes and commit it beside the next
+    (:class:`_Writer`); default :func:`split_writes`."""
     if not records:
         return 0
     store.declare_arrays(arrays.specs())
@@ -198,7 +235,9 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
                        max(len(sb.records) for sb in batches), pin)
     with Progress("capture", len(records), quiet=quiet) as progress, \
             Capturer(model, None, arrays.layers, arrays.sites, pools=pools) as cap:
-        writer = _Writer(store, run_id, buffers)
+        if split is None:  # a stand-in store with only append() gets whole appends
+            split = split_writes(model) and hasattr(store, "write_batch")
+        writer = _Writer(store, run_id, buffers, split)
         try:
             for sb in batches:
                 idx = sb.records

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import actstore
 from actstore.verify import verify
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 N = 200  # enough batches that random kills land all over the run, however fast appends get
 
 
-def _spawn(path):
-    return subprocess.Popen([sys.executable, "-m", "tests.actstore.writer_proc", str(path), str(N)],
+def _spawn(path, mode="append"):
+    return subprocess.Popen([sys.executable, "-m", "tests.actstore.writer_proc", str(path), str(N), "0", mode],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -42,12 +43,15 @@ def _check_prefix(st, ref):
     return k
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path):
+@pytest.mark.parametrize("mode", ["append", "split"])
+def test_sigkill_at_random_points_then_resume(tmp_path, mode):
+    """``split``: every batch written by write_batch and committed by commit_batch, so kills also
+    land between the two halves, with rows on disk past the committed ones."""
     path = tmp_path / "s"
     rng = random.Random(1234)
     seen = []
     for attempt in range(12):
-        p = _spawn(path)
+        p = _spawn(path, mode)
         p.stdout.readline()  # "ready": imports done, store open; now kill somewhere in the appends
         time.sleep(rng.uniform(0.0, 2.5))
         p.send_signal(signal.SIGKILL)
@@ -61,7 +65,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
             seen.append(_check_prefix(st, None))
     assert len(set(seen)) >= 3, f"kills landed at too few distinct points: {seen}"
 
-    p = _spawn(path)
+    p = _spawn(path, mode)
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()[-2000:]
 

@@ -245,3 +245,68 @@ def test_arrays_of_older_stores_keep_one_directory_per_chunk(tmp_path):
     z = zarr.open_array(tmp_path / meta.name, mode="r")
     assert z.shape[0] == 6500 and np.array_equal(z[:], data)
     np.testing.assert_array_equal(LocalGroup(tmp_path, read_only=True).read_span(meta, 100, 6400), data[100:6400])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_chunk_checksums_are_zlibs_crc32_continued_across_appends(seed):
+    """The write path's CRC-32 (zlib-ng's where installed) is the standard library's checksum,
+    also when it continues a recorded prefix: stores written before and after agree, and verify
+    compares against zlib's values."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=int(rng.integers(1, 3 << 20)), dtype=np.uint8)
+    cuts = np.sort(rng.integers(0, len(data), size=5))
+    crc, lo = 0, 0
+    for hi in [*cuts, len(data)]:
+        crc = arrays_mod.crc32(data[lo:hi].data, crc)
+        lo = hi
+    assert crc == zlib.crc32(data.data)
+    assert arrays_mod.crc32(b"") == 0 and arrays_mod.crc32(b"", 77) == 77
+
+
+def test_write_batch_then_commit_batch_equals_append_and_shows_nothing_before_the_commit(tmp_path):
+    """The two halves of an append: the same rows, bits, catalog and checksums as append; between
+    them the batch is invisible (even to the writer), its buffers may be overwritten, a second
+    write_batch or a stranger's commit is one clear error, and the batch can be written again
+    after a failed commit."""
+    from tests.actstore import synth
+    from tests.actstore.conftest import expected
+
+    from actstore.verify import verify
+
+    n = 12
+    ref = actstore.open(tmp_path / "ref", read_only=False, create=True)
+    synth.write(ref, n)
+    st = actstore.open(tmp_path / "s", read_only=False, create=True)
+    st.set_model(synth.MODEL, vocab=[f"tok{i}" for i in range(50)])
+    st.declare_arrays(synth.specs())
+    for i in range(n):
+        b = synth.batch(i)
+        w = st.write_batch(b)
+        rows, records = st.n_rows, st.n_records
+        assert st.sql("SELECT count(*) FROM batches").fetchall()[0][0] == i
+        with pytest.raises(UsageError, match="waiting for its commit_batch"):
+            st.write_batch(synth.batch(i + 1))
+        for a in (*b.token_arrays.values(), *b.record_arrays.values()):
+            a[...] = 0  # the caller reuses its buffers: what was written must not change
+        if i == 3:  # a commit that fails rolls back; the batch is written and committed again
+            real, st._put_crcs_many = st._put_crcs_many, lambda *_: (_ for _ in ()).throw(OSError("disk gone"))
+            with pytest.raises(OSError, match="disk gone"):
+                st.commit_batch(w)
+            st._put_crcs_many = real
+            assert (st.n_rows, st.n_records) == (rows, records)
+            with pytest.raises(UsageError, match="write it again"):
+                st.commit_batch(w)
+            w = st.write_batch(synth.batch(i))
+        assert st.commit_batch(w) == i and st.commit_batch(w) == i  # a second commit is a no-op
+        assert st.n_records == records + synth.batch(i).n_records
+    assert st.write_batch(synth.batch(0)).batch_id == 0  # a committed key is skipped, as by append
+    st.close()
+    ref.close()
+    with actstore.open(tmp_path / "s") as a, actstore.open(tmp_path / "ref") as b:
+        assert verify(a).ok
+        for table in ("records", "tokens", "chunk_checksums"):
+            q = f"SELECT * FROM {table} ORDER BY ALL"
+            assert a.sql(q).fetchall() == b.sql(q).fetchall(), table
+        for name, want in expected(n).items():
+            meta = next(m for m in a.arrays() if m.name == name)
+            assert np.array_equal(a.arrays_io.read_span(meta, 0, meta.n_rows), want), name

@@ -34,23 +34,28 @@ def _records(n: int, seed: int = 0) -> list[CaptureRecord]:
     return out
 
 
-def _capture(root, model, records, arrays, batch_bytes):
+def _capture(root, model, records, arrays, batch_bytes, split=False):
     st = actstore.open(root, read_only=False, create=True)
     st.set_model(actstore.ModelInfo("tiny", arrays.dtype, model.config.num_hidden_layers, arrays.d_model,
                                     arrays.d_mlp))
     appends = []
-    real = st.append
+    real, real_write = st.append, st.write_batch
     st.append = lambda batch, run_id=None: appends.append(batch.n_records) or real(batch, run_id=run_id)
+    st.write_batch = lambda batch: appends.append(batch.n_records) or real_write(batch)
     try:
         capture_records(st, model, _Tok(), records, arrays, token_budget=2, batch_bytes=batch_bytes,
-                        run_id=None, quiet=True)
+                        run_id=None, quiet=True, split=split)
     finally:
         st.close()
     return appends
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_many_store_batches_through_reused_buffers_equal_one_batch(tmp_path, make_tiny_model, dtype) -> None:
+@pytest.mark.parametrize(("dtype", "split"), [("float32", False), ("bfloat16", False), ("float32", True),
+                                             ("bfloat16", True)])
+def test_many_store_batches_through_reused_buffers_equal_one_batch(tmp_path, make_tiny_model, dtype, split) -> None:
+    """``split``: each store batch written by the main thread between forward passes and committed
+    by the writer thread beside the next (a CPU forward on every core), its buffers handed back
+    as soon as it is written."""
     torch.set_num_threads(1)
     model = make_tiny_model("llama", dtype=dtype)
     cfg = model.config
@@ -60,7 +65,7 @@ def test_many_store_batches_through_reused_buffers_equal_one_batch(tmp_path, mak
     one = _capture(tmp_path / "one", model, records, arrays, batch_bytes=1 << 30)
     # ~3 records a store batch: far more batches than the stage's three buffer sets, so every set
     # is reused several times, filled to different lengths (a stale tail must never be stored).
-    many = _capture(tmp_path / "many", model, records, arrays, batch_bytes=arrays.row_bytes() * 60)
+    many = _capture(tmp_path / "many", model, records, arrays, batch_bytes=arrays.row_bytes() * 60, split=split)
     assert len(one) == 1 and len(many) >= 8 and len(set(many)) > 1
     a, b = actstore.open(tmp_path / "one"), actstore.open(tmp_path / "many")
     try:
@@ -156,3 +161,19 @@ def test_peak_memory_is_the_same_at_1x_and_10x_records(tmp_path) -> None:
     # Three store batches of buffers (~batch_bytes each) are allowed at either size; the 10x run's
     # extra ~180 MB of activations must not show up in its peak.
     assert grew_10x - grew_1x < 0.15 * (act_10x - act_1x), (grew_1x, grew_10x, act_1x, act_10x)
+
+
+def test_writes_are_split_only_when_the_cpu_forward_has_every_core(make_tiny_model) -> None:
+    from ingest.stage_capture import split_writes
+    from ingest.threads import usable_cores
+
+    model = make_tiny_model("llama", dtype="float32")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(usable_cores())
+        assert split_writes(model)
+        if usable_cores() > 1:  # spare cores: the writer thread overlaps the whole append
+            torch.set_num_threads(usable_cores() - 1)
+            assert not split_writes(model)
+    finally:
+        torch.set_num_threads(before)

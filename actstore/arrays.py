@@ -397,7 +397,7 @@ class LocalGroup:
 
     def _write_raw(self, meta: ArrayMeta, row_lo: int, data: np.ndarray,
                    tail_crc: tuple[int, int] | None, grown: bool, sync: bool,
-                   writeback: bool = True) -> list[tuple[int, int, int]]:
+                   writeback: bool) -> list[tuple[int, int, int]]:
         """Uncompressed, unsharded: write the rows into the chunk files directly (Zarr's path
         rewrote the whole tail chunk of every unaligned append, and was ~20-30% slower than a
         plain file write on aligned ones).
@@ -440,10 +440,10 @@ class LocalGroup:
                 self.sync()
         return out
 
-    def _write_span(self, fd: int, path: Path, part: memoryview, off: int, writeback: bool = True) -> None:
+    def _write_span(self, fd: int, path: Path, part: memoryview, off: int, writeback: bool) -> None:
         """Write ``part`` at byte ``off`` of the chunk file open as ``fd``: the DIRECT_ALIGN-aligned
         middle with O_DIRECT through this thread's staging buffer, the rest through the page
-        cache (whose writeback starts at once). Same bytes in the file either way."""
+        cache (whose writeback starts at once if ``writeback``). Same bytes in the file either way."""
         n = len(part)
         a0 = -(-off // DIRECT_ALIGN) * DIRECT_ALIGN
         a1 = (off + n) // DIRECT_ALIGN * DIRECT_ALIGN
@@ -480,7 +480,7 @@ class LocalGroup:
         finally:
             os.close(dfd)
 
-    def _buffered(self, fd: int, part: memoryview, off: int, writeback: bool = True) -> None:
+    def _buffered(self, fd: int, part: memoryview, off: int, writeback: bool) -> None:
         _pwrite_all(fd, part, off)
         if self.durable and writeback:
             _start_writeback(fd, off, len(part))

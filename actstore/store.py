@@ -590,8 +590,6 @@ class Store:
         every core busy: the copying (CPU) runs between forward passes, the fsyncs and the catalog
         transaction (mostly waiting on the disk) beside the next one (``ingest.stage_capture``).
         """
-        if self._waiting is not None:
-            raise UsageError("a written batch is waiting for its commit_batch; commit it before writing another")
         w = self._prepare(batch)
         if w.batch_id is None:
             with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
@@ -619,8 +617,11 @@ class Store:
         return written.batch_id
 
     def _prepare(self, batch: Batch) -> WrittenBatch:
-        """Validate a batch against the declared arrays; its storage arrays and where they go."""
+        """Validate a batch against the declared arrays; its storage arrays and where they go.
+        Refused while a written batch waits for its commit: its rows are where this one would go."""
         self._need_writer()
+        if self._waiting is not None:
+            raise UsageError("a written batch is waiting for its commit_batch; commit it before writing another")
         batch.validate()
         if batch.key is not None:
             row = one(self.con, "SELECT batch_id FROM batches WHERE key = ?", [batch.key])

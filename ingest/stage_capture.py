@@ -154,7 +154,6 @@ class _Writer:
         self.store, self.run_id, self.buffers, self.split = store, run_id, buffers, split
         self.q: queue.Queue[tuple[Any, dict | None] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
-        self.committed = 0
         self.t = threading.Thread(target=self._loop, name="actstore-writer", daemon=True)
         self.t.start()
 
@@ -171,7 +170,6 @@ class _Writer:
                             self.store.commit_batch(work, run_id=self.run_id)
                         else:
                             self.store.append(work, run_id=self.run_id)
-                        self.committed += 1
                     except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
                         self.error = e
                 del work

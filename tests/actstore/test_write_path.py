@@ -268,10 +268,9 @@ def test_write_batch_then_commit_batch_equals_append_and_shows_nothing_before_th
     them the batch is invisible (even to the writer), its buffers may be overwritten, a second
     write_batch or a stranger's commit is one clear error, and the batch can be written again
     after a failed commit."""
+    from actstore.verify import verify
     from tests.actstore import synth
     from tests.actstore.conftest import expected
-
-    from actstore.verify import verify
 
     n = 12
     ref = actstore.open(tmp_path / "ref", read_only=False, create=True)
@@ -286,6 +285,8 @@ def test_write_batch_then_commit_batch_equals_append_and_shows_nothing_before_th
         assert st.sql("SELECT count(*) FROM batches").fetchall()[0][0] == i
         with pytest.raises(UsageError, match="waiting for its commit_batch"):
             st.write_batch(synth.batch(i + 1))
+        with pytest.raises(UsageError, match="waiting for its commit_batch"):
+            st.append(synth.batch(i + 1))  # its rows would land on the waiting batch's
         for a in (*b.token_arrays.values(), *b.record_arrays.values()):
             a[...] = 0  # the caller reuses its buffers: what was written must not change
         if i == 3:  # a commit that fails rolls back; the batch is written and committed again

@@ -186,6 +186,30 @@ def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
         buf, offset = buf[n:], offset + n
 
 
+def _fsync_and_drop(path: Path) -> None:
+    """fsync a written chunk file, then drop its pages from the page cache (``POSIX_FADV_DONTNEED``;
+    they are clean once fsynced). An ingest writes each page once and does not read it back: kept,
+    the page cache grows by every byte written and each new write needs memory that has not been
+    touched for a while; dropped, the next batch's pages reuse what this one freed. On the
+    development VM, whose freed memory goes back to the host until touched again, a 5.8 GiB store
+    took 14-15 s of CPU at 630-660 MiB/s with its pages kept and 5.7-6.5 s at 1,080-1,150 MiB/s
+    with them dropped. Readers get the pages from disk. Skipped where the platform has no
+    ``posix_fadvise``; zarr.json files keep their pages."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        if _FADV_DONTNEED is not None and path.name != "zarr.json":
+            try:
+                os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
+            except OSError:
+                pass  # advice only: the data is durable either way
+    finally:
+        os.close(fd)
+
+
+_FADV_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None) if hasattr(os, "posix_fadvise") else None
+
+
 def direct_io_wanted() -> bool:
     """Direct I/O for raw chunk writes: when ``$ACTSTORE_DIRECT_IO`` is ``1`` (default ``0``; read
     when a store is opened for writing) and the platform has ``O_DIRECT``."""
@@ -374,11 +398,11 @@ class LocalGroup:
         if not files and not dirs:
             return
         if pool is not None and len(files) > 1:
-            for f in [pool.submit(fsync_path, p) for p in files]:
+            for f in [pool.submit(_fsync_and_drop, p) for p in files]:
                 f.result()
         else:
             for p in files:
-                fsync_path(p)
+                _fsync_and_drop(p)
         for d in dirs:
             fsync_path(d)
         with self._dirty_lock:

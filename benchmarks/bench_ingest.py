@@ -18,6 +18,9 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
   the disk's sequential bandwidth measured in the same round (one file of the same byte count,
   4 MiB writes, one fsync, in the same directory), the faster of a write through the page cache
   and one with O_DIRECT (a page-cache write can be bound by the kernel's copy, not the disk);
+* write path, long store (``--long K``, default 4): the same batches K times into one store, as a
+  long ingest writes them. A short store deleted and written again is flattered: its pages reuse
+  the memory the deletion just freed, where a long ingest's every new page needs fresh memory;
 * unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (opt-in direct I/O);
 * unless ``--no-alt``: ingest with the other writer schedule. Where the forward pass has every
   core (a CPU model, ``--threads`` = the usable cores) ingest splits each append: the main thread
@@ -213,6 +216,22 @@ def write_only(model, arrays, keep: _Keep, root: Path) -> tuple[float, int, int,
     return seconds, payload, _arrays_bytes(root), t2 - t1
 
 
+def write_long(model, arrays, keep: _Keep, root: Path, times: int) -> tuple[float, int]:
+    """The write path over a long store: the kept batches appended ``times`` times (each copy under
+    new keys and response ids) to one fresh store, then closed: (seconds, activation bytes). A
+    short store is flattered by the memory that deleting the previous round's store has just freed
+    (the page cache reuses it); a long ingest writes far more than that, as here."""
+    st = _new_store(root, model, arrays)
+    t0 = time.perf_counter()
+    st.declare_arrays(keep.specs)
+    for k in range(times):
+        for b in keep.batches:
+            st.append(replace(b, key=f"{b.key}:{k}", response_ids=[f"{r}:{k}" for r in b.response_ids]))
+    st.close()
+    seconds = time.perf_counter() - t0
+    return seconds, times * sum(a.nbytes for b in keep.batches for a in (*b.token_arrays.values(), *b.record_arrays.values()))
+
+
 def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> float:
     """Bytes/s of sequential 4 MiB writes of one file followed by one fsync (what a durable append
     costs): through the page cache, or with O_DIRECT from an aligned buffer (``direct``; the disk's
@@ -276,7 +295,8 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
     r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk",
-                         "ing_dir", "c_ing_dir", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app")}
+                         "ing_dir", "c_ing_dir", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app",
+                         "long", "c_long")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
     payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
@@ -327,6 +347,14 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
                 r[key].append(secs)
                 line += (f", write path{' direct' if env == '1' else ''} {secs:.2f} s "
                          f"({r['c_' + key][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s)")
+            if args.long:
+                c0 = time.process_time()
+                secs, n_long = write_long(model, arrays, keep, base / "write", args.long)
+                r["c_long"].append(time.process_time() - c0)
+                r["long"].append(secs)
+                shutil.rmtree(base / "write")
+                line += (f", long store {n_long / 2**30:.1f} GiB {secs:.2f} s ({r['c_long'][-1]:.2f} s CPU, "
+                         f"{n_long / secs / 2**20:,.0f} MiB/s)")
             # The disk: the faster of a buffered and a direct sequential write of the same bytes.
             r["disk_buf"].append(disk_write_bandwidth(base, payload))
             r["disk_dir"].append(disk_write_bandwidth(base, payload, direct=True))
@@ -374,6 +402,11 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         out.update(write_appends_fraction=payload / a / d)
         print(f"  appends      {a:8.2f} s   {payload / a / 2**20:,.0f} MiB/s: {payload / a / d:.3f} of the disk, without "
               f"declaring the arrays and closing the store ({w - a:.2f} s, once per store)")
+        if "long" in med:
+            ln, nl = med["long"], args.long * payload
+            out.update(long_fraction=nl / ln / d)
+            print(f"  long store   {ln:8.2f} s   {nl / ln / 2**20:,.0f} MiB/s: {nl / ln / d:.3f} of the disk; the same batches "
+                  f"{args.long}x into one store ({nl / 2**30:.1f} GiB, {med['c_long']:.2f} s CPU), as a long ingest writes")
         print(f"  disk         {med['disk_buf'] / 2**20:,.0f} MiB/s through the page cache, "
               f"{med['disk_dir'] / 2**20:,.0f} MiB/s direct (0: refused); the faster is the disk's bandwidth above")
         if "write_dir" in med:
@@ -400,6 +433,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians are printed")
     ap.add_argument("--write-rounds", type=int, default=None,
                     help="rounds that also time the write path alone and the disk (default: all; 0: none)")
+    ap.add_argument("--long", type=int, default=4, help="the write path again into one store of this many copies "
+                    "of the batches, each write round (0: skip)")
     ap.add_argument("--no-direct", dest="direct", action="store_false",
                     help="skip the sides with direct I/O on (ACTSTORE_DIRECT_IO=1)")
     ap.add_argument("--no-alt", dest="alt", action="store_false",

@@ -5,7 +5,9 @@ chunk files sit side by side under the names Zarr itself gives them."""
 from __future__ import annotations
 
 import errno
+import mmap
 import os
+import sys
 import zlib
 
 import numpy as np
@@ -96,6 +98,47 @@ def test_direct_writes_equal_buffered_writes_byte_for_byte(tmp_path, monkeypatch
             assert gd.direct_bytes % DIRECT_ALIGN == 0
         else:
             assert gd.direct_bytes == 0
+
+
+def _resident_pages(path) -> int:
+    """Pages of ``path`` in the page cache (mincore over a read-only mapping, which faults nothing in)."""
+    import ctypes
+
+    size = os.path.getsize(path)
+    m = np.memmap(path, dtype=np.uint8, mode="r")
+    n = -(-size // mmap.PAGESIZE)
+    vec = (ctypes.c_ubyte * n)()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    assert libc.mincore(ctypes.c_void_p(m.ctypes.data), ctypes.c_size_t(size), vec) == 0, ctypes.get_errno()
+    del m
+    return sum(v & 1 for v in vec)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or arrays_mod._FADV_DONTNEED is None,
+                    reason="mincore and POSIX_FADV_DONTNEED are Linux's")
+def test_synced_chunk_files_leave_the_page_cache_and_read_back(tmp_path, monkeypatch):
+    """An ingest writes each page once: once fsynced, a chunk file's pages are dropped from the
+    page cache (kept, the cache grew by every byte written and each new page cost its memory),
+    and the rows read back from disk. Without the advice the pages stay (the check can fail)."""
+    meta = _meta(576, "float32", 227)
+    resident = {}
+    for mode in ("drop", "keep"):
+        if mode == "keep":
+            monkeypatch.setattr(arrays_mod, "_FADV_DONTNEED", None)
+        g = _group(tmp_path / mode, monkeypatch, "0")
+        g.create(meta)
+        g.write_rows(meta, 0, data := np.random.default_rng(5).standard_normal((1000, 576), dtype=np.float32),
+                     None, sync=False)
+        files = [p for p in (g.dir / meta.name).iterdir() if p.name != "zarr.json"]  # (not read: no pages)
+        before = sum(_resident_pages(f) for f in files)
+        g.sync()
+        resident[mode] = (before, sum(_resident_pages(f) for f in files))
+        np.testing.assert_array_equal(g.read_span(meta, 0, 1000), data)
+    if resident["keep"][1] == 0:
+        pytest.skip("this file system keeps no written pages in the page cache (tmpfs?)")
+    assert resident["drop"][0] > 0 and resident["drop"][1] == 0, resident
+    assert resident["keep"][1] >= resident["keep"][0] > 0, resident
 
 
 def test_refused_direct_open_falls_back_to_the_page_cache(tmp_path, monkeypatch):

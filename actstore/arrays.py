@@ -186,28 +186,19 @@ def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
         buf, offset = buf[n:], offset + n
 
 
-def _fsync_and_drop(path: Path) -> None:
-    """fsync a written chunk file, then drop its pages from the page cache (``POSIX_FADV_DONTNEED``;
-    they are clean once fsynced). An ingest writes each page once and does not read it back: kept,
-    the page cache grows by every byte written and each new write needs memory that has not been
-    touched for a while; dropped, the next batch's pages reuse what this one freed. On the
-    development VM, whose freed memory goes back to the host until touched again, a 5.8 GiB store
-    took 14-15 s of CPU at 630-660 MiB/s with its pages kept and 5.7-6.5 s at 1,080-1,150 MiB/s
-    with them dropped. Readers get the pages from disk. Skipped where the platform has no
-    ``posix_fadvise``; zarr.json files keep their pages."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        if _FADV_DONTNEED is not None and path.name != "zarr.json":
-            try:
-                os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
-            except OSError:
-                pass  # advice only: the data is durable either way
-    finally:
-        os.close(fd)
-
-
+#: Advice given for a chunk file once fsynced (None where the platform has none): drop its pages
+#: from the page cache (they are clean). An ingest writes each page once and does not read it
+#: back: kept, the page cache grows by every byte written and each new write needs memory that has
+#: not been touched for a while; dropped, the next batch's pages reuse what this one freed. On the
+#: development VM, whose freed memory goes back to the host until touched again, a 5.8 GiB store
+#: took 14-15 s of CPU at 630-660 MiB/s with its pages kept and 5.7-6.5 s at 1,080-1,150 MiB/s
+#: with them dropped. Readers get the pages from disk; zarr.json files keep theirs.
 _FADV_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None) if hasattr(os, "posix_fadvise") else None
+
+
+def _after_sync(path: Path) -> int | None:
+    """The fadvise advice for ``path`` once fsynced (see _FADV_DONTNEED)."""
+    return None if path.name == "zarr.json" else _FADV_DONTNEED
 
 
 def direct_io_wanted() -> bool:
@@ -398,11 +389,11 @@ class LocalGroup:
         if not files and not dirs:
             return
         if pool is not None and len(files) > 1:
-            for f in [pool.submit(_fsync_and_drop, p) for p in files]:
+            for f in [pool.submit(fsync_path, p, _after_sync(p)) for p in files]:
                 f.result()
         else:
             for p in files:
-                _fsync_and_drop(p)
+                fsync_path(p, _after_sync(p))
         for d in dirs:
             fsync_path(d)
         with self._dirty_lock:

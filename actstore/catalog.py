@@ -49,11 +49,17 @@ def _sql_str(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file or directory (directories make renames durable)."""
+def fsync_path(path: Path, advice: int | None = None) -> None:
+    """fsync a file or directory (directories make renames durable); then, if given, pass
+    ``advice`` (an ``os.POSIX_FADV_*``) for the whole file: advice only, a refusal is ignored."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+        if advice is not None:
+            try:
+                os.posix_fadvise(fd, 0, 0, advice)
+            except OSError:
+                pass  # the data is durable either way
     finally:
         os.close(fd)
 

@@ -199,37 +199,25 @@ def precompute(model, records, arrays, token_budget: int, buffer_mb: int) -> _Ke
     return keep
 
 
-def write_only(model, arrays, keep: _Keep, root: Path) -> tuple[float, int, int, float]:
+def write_only(model, arrays, keep: _Keep, root: Path, times: int = 1) -> tuple[float, int, int, float]:
     """Append the kept batches to a fresh store and close it: (seconds, activation bytes, file
     bytes, seconds in the appends alone: without declaring the arrays and closing the store, which
-    happen once per store however long the ingest)."""
+    happen once per store however long the ingest). ``times`` > 1: the batches that many times
+    (each copy after the first under new keys and response ids), a long store: a short one is
+    flattered by the memory that deleting the previous round's store has just freed (the page
+    cache reuses it), where a long ingest writes far more than that."""
     st = _new_store(root, model, arrays)
     t0 = time.perf_counter()
     st.declare_arrays(keep.specs)
     t1 = time.perf_counter()
-    for b in keep.batches:
-        st.append(b)
+    for k in range(times):
+        for b in keep.batches:
+            st.append(b if k == 0 else replace(b, key=f"{b.key}:{k}", response_ids=[f"{r}:{k}" for r in b.response_ids]))
     t2 = time.perf_counter()
     st.close()
     seconds = time.perf_counter() - t0
     payload = sum(a.nbytes for b in keep.batches for a in (*b.token_arrays.values(), *b.record_arrays.values()))
-    return seconds, payload, _arrays_bytes(root), t2 - t1
-
-
-def write_long(model, arrays, keep: _Keep, root: Path, times: int) -> tuple[float, int]:
-    """The write path over a long store: the kept batches appended ``times`` times (each copy under
-    new keys and response ids) to one fresh store, then closed: (seconds, activation bytes). A
-    short store is flattered by the memory that deleting the previous round's store has just freed
-    (the page cache reuses it); a long ingest writes far more than that, as here."""
-    st = _new_store(root, model, arrays)
-    t0 = time.perf_counter()
-    st.declare_arrays(keep.specs)
-    for k in range(times):
-        for b in keep.batches:
-            st.append(replace(b, key=f"{b.key}:{k}", response_ids=[f"{r}:{k}" for r in b.response_ids]))
-    st.close()
-    seconds = time.perf_counter() - t0
-    return seconds, times * sum(a.nbytes for b in keep.batches for a in (*b.token_arrays.values(), *b.record_arrays.values()))
+    return seconds, times * payload, _arrays_bytes(root), t2 - t1
 
 
 def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> float:
@@ -349,7 +337,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
                          f"({r['c_' + key][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s)")
             if args.long:
                 c0 = time.process_time()
-                secs, n_long = write_long(model, arrays, keep, base / "write", args.long)
+                secs, n_long, _, _ = write_only(model, arrays, keep, base / "write", times=args.long)
                 r["c_long"].append(time.process_time() - c0)
                 r["long"].append(secs)
                 shutil.rmtree(base / "write")

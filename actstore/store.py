@@ -579,7 +579,7 @@ class Store:
         assert w.batch_id is not None
         return w.batch_id
 
-    def write_batch(self, batch: Batch) -> WrittenBatch:
+    def write_batch(self, batch: Batch, defer: bool = False) -> WrittenBatch:
         """The first half of :meth:`append`: write the batch's arrays (into the page cache, not yet
         durable) and return at once, without touching the catalog; :meth:`commit_batch` then makes
         them durable and visible. Nothing is visible before that commit, and a crash in between
@@ -589,13 +589,18 @@ class Store:
         At most one written batch waits for its commit. For a capture whose forward pass keeps
         every core busy: the copying (CPU) runs between forward passes, the fsyncs and the catalog
         transaction (mostly waiting on the disk) beside the next one (``ingest.stage_capture``).
+
+        ``defer=True``: the caller keeps the batch's arrays unchanged until :meth:`commit_batch`
+        returns (or raises); most of their bytes are then not copied here but written by the
+        commit with O_DIRECT straight from them (``actstore.arrays.DIRECT_ALIGN``), so this half is
+        cheaper still and the commit costs little CPU. ``$ACTSTORE_DIRECT_IO=0`` turns that off.
         """
         w = self._prepare(batch)
         if w.batch_id is None:
             with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
                 # No writeback started here: it blocks while the disk's queue is full, and this
                 # half is meant to be CPU only (the fsyncs of commit_batch start it instead).
-                w.written = [f.result() for f in self._submit_writes(w, ex, writeback=False)]
+                w.written = [f.result() for f in self._submit_writes(w, ex, writeback=False, defer=defer)]
             self._waiting = w
         w.data = {}  # the caller's arrays are written: let their buffers go
         return w
@@ -611,6 +616,9 @@ class Store:
         try:
             with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as ex:
                 self._commit(written, run_id, ex, None)
+        except BaseException:
+            self.arrays_io.discard_deferred()  # written again, the batch queues its own
+            raise
         finally:
             self._waiting = None  # committed, or rolled back: its rows are past the committed ones
         assert written.batch_id is not None
@@ -658,7 +666,8 @@ class Store:
                     [name, *tail])
         return WrittenBatch(batch, acts=acts, data=data, tails=tails, row_lo=row_lo, rec_lo=rec_lo)
 
-    def _submit_writes(self, w: WrittenBatch, ex: ThreadPoolExecutor, writeback: bool = True) -> list:
+    def _submit_writes(self, w: WrittenBatch, ex: ThreadPoolExecutor, writeback: bool = True,
+                       defer: bool = False) -> list:
         """Each array's rows to its chunk files on ``ex``, without fsync (``arrays_io.sync`` later),
         biggest arrays first so the pool's last tasks are small ones. ``writeback``: start the
         disk's writes as each array is written (an append, whose fsyncs follow at once); without,
@@ -667,7 +676,7 @@ class Store:
             m = w.acts[name]
             lo = w.row_lo if m.pool == "token" else w.rec_lo
             return name, self.arrays_io.write_rows(m, lo, w.data[name], w.tails.get(name), sync=False,
-                                                   writeback=writeback)
+                                                   writeback=writeback, defer=defer)
         return [ex.submit(write, name) for name in sorted(w.data, key=lambda n: -w.data[n].nbytes)]
 
     def _commit(self, w: WrittenBatch, run_id: int | None, ex: ThreadPoolExecutor, pending: list | None) -> None:

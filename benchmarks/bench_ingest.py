@@ -21,7 +21,12 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
 * write path, long store (``--long K``, default 4): the same batches K times into one store, as a
   long ingest writes them. A short store deleted and written again is flattered: its pages reuse
   the memory the deletion just freed, where a long ingest's every new page needs fresh memory;
-* unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (opt-in direct I/O);
+* ingest again with ACTSTORE_DIRECT_IO=0: the page cache only. By default the split schedule (below)
+  defers each store batch's aligned bytes to its commit, which writes them with O_DIRECT straight
+  from the capture's buffers (``Store.write_batch(defer=True)``); this side is the same ingest
+  without that;
+* unless ``--no-direct``: ingest and the write path again with ACTSTORE_DIRECT_IO=1 (every raw
+  chunk write's aligned middle written directly, synchronously, through a staging buffer);
 * unless ``--no-alt``: ingest with the other writer schedule. Where the forward pass has every
   core (a CPU model, ``--threads`` = the usable cores) ingest splits each append: the main thread
   writes a store batch's arrays between forward passes, the writer thread fsyncs and commits it
@@ -283,7 +288,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     bare(model, records, [type(batches[0])(batches[0].forward[:1])])  # warm-up: kernels, allocator
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
     r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk",
-                         "ing_dir", "c_ing_dir", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app",
+                         "ing_dir", "c_ing_dir", "ing_pc", "c_ing_pc", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app",
                          "long", "c_long")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
@@ -297,6 +302,12 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         secs, size = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
+        shutil.rmtree(base / "ingest")
+        c0 = time.process_time()  # the page cache only: no deferred direct writes
+        with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="0"):
+            secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
+        r["c_ing_pc"].append(time.process_time() - c0)
+        r["ing_pc"].append(secs)
         shutil.rmtree(base / "ingest")
         if args.direct:  # the same with direct I/O on (ACTSTORE_DIRECT_IO=1; off by default)
             c0 = time.process_time()
@@ -316,6 +327,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_cap"].append(time.process_time() - c0)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
                 f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
+                f"page cache only {r['ing_pc'][-1]:.2f} s ({r['c_ing_pc'][-1]:.2f} s CPU), "
                 f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
         if args.direct:
             line += f", ingest direct {r['ing_dir'][-1]:.2f} s ({r['c_ing_dir'][-1]:.2f} s CPU)"
@@ -358,6 +370,10 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (median of {args.repeat}; "
           f"goal <= 1.15); CPU-time ratio {out['cpu_ratio']:.3f}; {payload / 2**20:,.0f} MiB of activations "
           f"at {payload / i / 2**20:,.0f} MiB/s ({size / 2**20:,.0f} MiB of files)")
+    ip = med["ing_pc"]
+    out.update(ratio_page_cache=ip / b)
+    print(f"  page cache   {ip:8.2f} s   {n_tok / ip:10,.0f} tokens/s   ratio {ip / b:.3f}: the same ingest with "
+          f"ACTSTORE_DIRECT_IO=0, no deferred direct writes (CPU-time ratio {med['c_ing_pc'] / med['c_bare']:.3f})")
     if "ing_dir" in med:
         ib = med["ing_dir"]
         out.update(ratio_direct=ib / b)

@@ -18,6 +18,7 @@ by unit (``ingest.units``: a sharded capture gives the rows and bits of a single
 
 from __future__ import annotations
 
+import mmap
 import queue
 import threading
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ import numpy as np
 
 from actstore import ArrayKey, ArraySpec, Batch, Site
 from actstore.dtypes import storage_dtype
+from actstore.layout import chunk_rows_for
 from ingest.capture import MEAN_DTYPE, Capturer, to_numpy
 from ingest.packing import batch_key, plan_units
 from ingest.progress import Progress
@@ -103,10 +105,21 @@ def store_weights(store: Any, model: Any, adapter: Any, layers: Sequence[int], w
                 store.put_weight("final_norm_bias", None, _host(b.detach().reshape(1, -1)), _dtype(b))
 
 
-def _alloc(shape: tuple[int, int], logical_dtype: str, pin: bool) -> Any:
+#: Slack at the head of each host buffer: a store batch's token rows start this far in, modulo it,
+#: as far into a chunk file as their first row lands (see :meth:`_Buffers.take`).
+_ALIGN_SLACK = 4096
+
+
+def _alloc(nbytes: int, pin: bool) -> Any:
+    """Raw bytes (``uint8``) for one array's host buffer: pinned on a GPU machine; else an anonymous
+    mapping, so page-aligned and the commit can write it to disk with O_DIRECT, without a copy
+    (``Store.write_batch(defer=True)``; torch's own allocations are 64-byte aligned)."""
     import torch
 
-    return torch.empty(shape, dtype=getattr(torch, logical_dtype), pin_memory=pin)
+    if pin:
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    raw = np.frombuffer(mmap.mmap(-1, max(1, nbytes)), dtype=np.uint8)  # keeps the mapping alive
+    return torch.from_numpy(raw)
 
 
 def _host(t: Any) -> np.ndarray:
@@ -121,22 +134,50 @@ class _Buffers:
     """Host buffers for store batches, reused: at most ``limit`` sets exist (filling, queued,
     being written), each sized for the largest store batch of the stage. A set is taken by the
     main thread, handed to the writer with its batch and given back once that batch is appended
-    (``Store.append`` has copied it to disk by then, and keeps no reference to it)."""
+    or committed (``Store.append`` has copied it to disk by then; a deferred commit has written it),
+    after which the store keeps no reference to it."""
 
     def __init__(self, specs: Sequence[ArraySpec], max_rows: int, max_records: int, pin: bool, limit: int = 3) -> None:
         self.specs, self.max_rows, self.max_records, self.pin = specs, max_rows, max_records, pin
         self.free: queue.Queue[dict] = queue.Queue()
         self.made, self.limit = 0, limit
+        self._raw: dict[int, dict] = {}  # id of a lent set of views -> its raw buffers
 
-    def take(self) -> dict:
+    def _shape(self, spec: ArraySpec) -> tuple[int, int]:
+        return (self.max_rows if spec.key.pool == "token" else self.max_records, spec.width)
+
+    def take(self, row_lo: int = 0) -> dict:
+        """A set of ``[rows, width]`` buffers for a store batch whose token rows start at store row
+        ``row_lo``. Each token buffer starts as far past a 4 KiB boundary as that row's bytes lie
+        past one in its chunk file, so a file offset that direct I/O can take meets a buffer
+        address it can take too (else, for rows not a multiple of the alignment, only some store
+        batches could be written directly)."""
+        import torch
+
         if self.free.empty() and self.made < self.limit:
             self.made += 1
-            return {s.key: _alloc((self.max_rows if s.key.pool == "token" else self.max_records, s.width),
-                                  s.logical_dtype, self.pin) for s in self.specs}
-        return self.free.get()
+            raw = {}
+            for s in self.specs:
+                n = self._shape(s)
+                size = n[0] * n[1] * storage_dtype(s.logical_dtype).itemsize
+                raw[s.key] = _alloc(size + (_ALIGN_SLACK if s.key.pool == "token" else 0), self.pin)
+        else:
+            raw = self.free.get()
+        views = {}
+        for s in self.specs:
+            dtype = getattr(torch, s.logical_dtype)
+            rows, width = self._shape(s)
+            off = 0
+            if s.key.pool == "token":
+                row_bytes = width * dtype.itemsize
+                chunk_rows = s.chunk_rows or chunk_rows_for(width, dtype.itemsize)
+                off = (row_lo % chunk_rows) * row_bytes % _ALIGN_SLACK
+            views[s.key] = raw[s.key][off : off + rows * width * dtype.itemsize].view(dtype).view(rows, width)
+        self._raw[id(views)] = raw
+        return views
 
     def give(self, bufs: dict) -> None:
-        self.free.put(bufs)
+        self.free.put(self._raw.pop(id(bufs)))
 
 
 class _Writer:
@@ -148,6 +189,8 @@ class _Writer:
     write path cost about twice its CPU time. Split, the main thread writes a batch's arrays
     between two forward passes (``Store.write_batch``, every core free for it) and the thread only
     fsyncs and commits it (``Store.commit_batch``: mostly waiting on the disk) beside the next one.
+    The write is deferred (``defer=True``): most bytes go to disk in the commit, with O_DIRECT from
+    the batch's buffers, which go back to the free list only once it is committed.
     Unsplit (a GPU, or spare cores), the thread does the whole append while the forward runs."""
 
     def __init__(self, store: Any, run_id: int | None, buffers: _Buffers, split: bool = False) -> None:
@@ -185,9 +228,8 @@ class _Writer:
             return
         self.q.join()  # the previous batch committed (it always is by now: it had a forward pass's time)
         self.check()
-        written = self.store.write_batch(batch)
-        self.buffers.give(bufs)  # written out: the next store batch may fill them
-        self.q.put((written, None))
+        written = self.store.write_batch(batch, defer=True)
+        self.q.put((written, bufs))  # the commit reads the buffers; the loop gives them back after it
 
     def check(self) -> None:
         if self.error is not None:
@@ -227,6 +269,7 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
     specs = arrays.specs()
     pin = next(model.parameters()).device.type == "cuda"
     done = 0
+    row_lo = int(getattr(store, "n_rows", 0) or 0)  # where the next store batch's token rows land
     # The store batch's arrays, filled in place by the capturer (one host copy per value); pinned
     # on a GPU machine so device-to-host copies run asynchronously; reused batch after batch.
     buffers = _Buffers(specs, max(int(lengths[sb.records].sum()) for sb in batches),
@@ -243,7 +286,7 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
                 n_tok = lengths[idx]
                 rows = int(n_tok.sum())
                 writer.check()
-                bufs = buffers.take()
+                bufs = buffers.take(row_lo)
                 tok_t = {k: t[:rows] for k, t in bufs.items() if k.pool == "token"}
                 rec_t = {k: t[:len(idx)] for k, t in bufs.items() if k.pool != "token"}
                 row = rec = 0
@@ -266,6 +309,7 @@ def capture_records(store: Any, model: Any, tokenizer: Any, records: Sequence[Ca
                     response_ids=[r.response_id for r in recs], prompt_ids=[r.prompt_id for r in recs],
                     key=batch_key([r.response_id for r in recs])), bufs)
                 done += len(idx)
+                row_lo += rows
         finally:
             writer.close()  # lets the batch in hand land (it is whole), then re-raises a writer error
     return done

@@ -92,6 +92,7 @@ def test_ingest_bench_runs_both_dtypes(tmp_path: Path, one_thread) -> None:
         assert r["bare_s"] > 0 and r["ingest_s"] > 0 and r["write_s"] > 0 and r["disk"] > 0
         assert r["tokens"] >= 600 and r["bytes"] > 0
         assert r["ratio_direct"] > 0 and r["write_direct_s"] > 0  # the ACTSTORE_DIRECT_IO=1 sides ran
+        assert r["ratio_page_cache"] > 0  # the ACTSTORE_DIRECT_IO=0 side ran
         assert r["ratio_alt"] > 0 and r["split"] in (True, False)  # the other writer schedule ran
         assert r["write_appends_fraction"] > r["write_fraction"] > 0  # declare + close take time
         assert r["long_fraction"] > 0  # the long store (4x the batches) was written

@@ -7,6 +7,8 @@ stage's doing: a buffer handed back too early, rows written from the wrong slice
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -41,32 +43,48 @@ def _capture(root, model, records, arrays, batch_bytes, split=False):
     appends = []
     real, real_write = st.append, st.write_batch
     st.append = lambda batch, run_id=None: appends.append(batch.n_records) or real(batch, run_id=run_id)
-    st.write_batch = lambda batch: appends.append(batch.n_records) or real_write(batch)
+    st.write_batch = lambda batch, **kw: appends.append(batch.n_records) or real_write(batch, **kw)
     try:
         capture_records(st, model, _Tok(), records, arrays, token_budget=2, batch_bytes=batch_bytes,
                         run_id=None, quiet=True, split=split)
+        direct = sum(g.direct_bytes for g in st.arrays_io.groups)
     finally:
         st.close()
-    return appends
+    return appends, direct
 
 
 @pytest.mark.parametrize(("dtype", "split"), [("float32", False), ("bfloat16", False), ("float32", True),
                                              ("bfloat16", True)])
-def test_many_store_batches_through_reused_buffers_equal_one_batch(tmp_path, make_tiny_model, dtype, split) -> None:
+def test_many_store_batches_through_reused_buffers_equal_one_batch(tmp_path, make_tiny_model, dtype, split,
+                                                                  monkeypatch) -> None:
     """``split``: each store batch written by the main thread between forward passes and committed
-    by the writer thread beside the next (a CPU forward on every core), its buffers handed back
-    as soon as it is written."""
+    by the writer thread beside the next (a CPU forward on every core), most of its bytes written
+    by the commit with O_DIRECT straight from its buffers, which go back for reuse only then (the
+    tiny model's spans are short: the direct-write minimum is lowered so they are deferred too)."""
+    import actstore.arrays as arrays_mod
+
+    monkeypatch.delenv("ACTSTORE_DIRECT_IO", raising=False)
+    monkeypatch.setattr(arrays_mod, "DIRECT_MIN", 512)
     torch.set_num_threads(1)
     model = make_tiny_model("llama", dtype=dtype)
     cfg = model.config
     arrays = ArrayPlan(tuple(range(cfg.num_hidden_layers)), ("resid_post", "mlp_act"), True,
                        ("mean_response", "last_prompt"), dtype, cfg.hidden_size, cfg.intermediate_size)
     records = _records(40)
-    one = _capture(tmp_path / "one", model, records, arrays, batch_bytes=1 << 30)
+    one, _ = _capture(tmp_path / "one", model, records, arrays, batch_bytes=1 << 30)
     # ~3 records a store batch: far more batches than the stage's three buffer sets, so every set
     # is reused several times, filled to different lengths (a stale tail must never be stored).
-    many = _capture(tmp_path / "many", model, records, arrays, batch_bytes=arrays.row_bytes() * 60, split=split)
+    many, direct = _capture(tmp_path / "many", model, records, arrays, batch_bytes=arrays.row_bytes() * 60,
+                            split=split)
     assert len(one) == 1 and len(many) >= 8 and len(set(many)) > 1
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"\0" * 4096)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+        can_direct = arrays_mod.dio_alignment(probe) is not None
+    except (OSError, AttributeError):
+        can_direct = False
+    assert (direct > 0) == (split and can_direct)  # deferred direct writes: the split schedule's only
     a, b = actstore.open(tmp_path / "one"), actstore.open(tmp_path / "many")
     try:
         assert a.n_rows == b.n_rows == sum(len(r.tokens.input_ids) for r in records)

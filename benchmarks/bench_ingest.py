@@ -21,7 +21,7 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
 * write path, long store (``--long K``, default 4): the same batches K times into one store, as a
   long ingest writes them. A short store deleted and written again is flattered: its pages reuse
   the memory the deletion just freed, where a long ingest's every new page needs fresh memory;
-* ingest again with ACTSTORE_DIRECT_IO=0: the page cache only. By default the split schedule (below)
+* unless ``--no-page-cache``: ingest again with ACTSTORE_DIRECT_IO=0, the page cache only. By default the split schedule (below)
   defers each store batch's aligned bytes to its commit, which writes them with O_DIRECT straight
   from the capture's buffers (``Store.write_batch(defer=True)``); this side is the same ingest
   without that;
@@ -303,12 +303,13 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
         shutil.rmtree(base / "ingest")
-        c0 = time.process_time()  # the page cache only: no deferred direct writes
-        with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="0"):
-            secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
-        r["c_ing_pc"].append(time.process_time() - c0)
-        r["ing_pc"].append(secs)
-        shutil.rmtree(base / "ingest")
+        if args.page_cache:  # the page cache only: no deferred direct writes
+            c0 = time.process_time()
+            with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="0"):
+                secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
+            r["c_ing_pc"].append(time.process_time() - c0)
+            r["ing_pc"].append(secs)
+            shutil.rmtree(base / "ingest")
         if args.direct:  # the same with direct I/O on (ACTSTORE_DIRECT_IO=1; off by default)
             c0 = time.process_time()
             with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="1"):
@@ -327,8 +328,9 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_cap"].append(time.process_time() - c0)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
                 f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
-                f"page cache only {r['ing_pc'][-1]:.2f} s ({r['c_ing_pc'][-1]:.2f} s CPU), "
-                f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
+                + (f"page cache only {r['ing_pc'][-1]:.2f} s ({r['c_ing_pc'][-1]:.2f} s CPU), "
+                   if args.page_cache else "")
+                + f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
         if args.direct:
             line += f", ingest direct {r['ing_dir'][-1]:.2f} s ({r['c_ing_dir'][-1]:.2f} s CPU)"
         if args.alt:
@@ -370,10 +372,11 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     print(f"ingest         {i:8.2f} s   {n_tok / i:10,.0f} tokens/s   ratio {i / b:.3f} (median of {args.repeat}; "
           f"goal <= 1.15); CPU-time ratio {out['cpu_ratio']:.3f}; {payload / 2**20:,.0f} MiB of activations "
           f"at {payload / i / 2**20:,.0f} MiB/s ({size / 2**20:,.0f} MiB of files)")
-    ip = med["ing_pc"]
-    out.update(ratio_page_cache=ip / b)
-    print(f"  page cache   {ip:8.2f} s   {n_tok / ip:10,.0f} tokens/s   ratio {ip / b:.3f}: the same ingest with "
-          f"ACTSTORE_DIRECT_IO=0, no deferred direct writes (CPU-time ratio {med['c_ing_pc'] / med['c_bare']:.3f})")
+    if "ing_pc" in med:
+        ip = med["ing_pc"]
+        out.update(ratio_page_cache=ip / b)
+        print(f"  page cache   {ip:8.2f} s   {n_tok / ip:10,.0f} tokens/s   ratio {ip / b:.3f}: the same ingest with "
+              f"ACTSTORE_DIRECT_IO=0, no deferred direct writes (CPU-time ratio {med['c_ing_pc'] / med['c_bare']:.3f})")
     if "ing_dir" in med:
         ib = med["ing_dir"]
         out.update(ratio_direct=ib / b)
@@ -441,6 +444,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     "of the batches, each write round (0: skip)")
     ap.add_argument("--no-direct", dest="direct", action="store_false",
                     help="skip the sides with direct I/O on (ACTSTORE_DIRECT_IO=1)")
+    ap.add_argument("--no-page-cache", dest="page_cache", action="store_false",
+                    help="skip the side with ACTSTORE_DIRECT_IO=0 (the split schedule without deferred direct "
+                    "writes; the same as the default where the schedule is not split)")
     ap.add_argument("--no-alt", dest="alt", action="store_false",
                     help="skip the side with the other writer schedule (split or overlapped)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (set explicitly: torch's default "

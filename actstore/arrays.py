@@ -86,19 +86,20 @@ _STATX_DIOALIGN = 0x2000
 _AT_FDCWD = -100
 
 
-def _libc_statx():
+def _libc(name: str, argtypes: list) -> Any:
+    """The C library's function ``name`` (Linux only; None where it is missing)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None, use_errno=True).statx
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
 
 
-_STATX = _libc_statx()
+_STATX = _libc("statx", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p])
 
 
 def dio_alignment(path: Path) -> tuple[int, int] | None:
@@ -180,19 +181,7 @@ def _capacity(meta: ArrayMeta, have: int, need: int) -> int:
     return -(-max(need, have + step) // c) * c
 
 
-def _libc_sync_file_range():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNC_FILE_RANGE = _libc_sync_file_range()
+_SYNC_FILE_RANGE = _libc("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -261,6 +250,18 @@ def direct_io_mode() -> str:
 def direct_io_wanted() -> bool:
     """Synchronous direct I/O for every raw chunk write: ``$ACTSTORE_DIRECT_IO=1``."""
     return direct_io_mode() == "on"
+
+
+def _each(pool: Any, fn: Any, items: Any) -> None:
+    """``fn(item)`` for every item: on ``pool`` (an executor) when given and there are several,
+    else in turn. Raises the first failure."""
+    items = list(items)
+    if pool is not None and len(items) > 1:
+        for f in [pool.submit(fn, x) for x in items]:
+            f.result()
+    else:
+        for x in items:
+            fn(x)
 
 
 def _bounce() -> np.ndarray:
@@ -454,20 +455,10 @@ class LocalGroup:
             by_file: dict[Path, list[tuple[memoryview, int]]] = {}
             for path, src, off in deferred:
                 by_file.setdefault(path, []).append((src, off))
-            if pool is not None and len(by_file) > 1:
-                for f in [pool.submit(self._write_deferred, p, v) for p, v in by_file.items()]:
-                    f.result()
-            else:
-                for p, v in by_file.items():
-                    self._write_deferred(p, v)
+            _each(pool, self._write_deferred, by_file.items())
         if not files and not dirs:
             return
-        if pool is not None and len(files) > 1:
-            for f in [pool.submit(fsync_path, p, _after_sync(p)) for p in files]:
-                f.result()
-        else:
-            for p in files:
-                fsync_path(p, _after_sync(p))
+        _each(pool, lambda p: fsync_path(p, _after_sync(p)), files)
         for d in dirs:
             fsync_path(d)
         with self._dirty_lock:
@@ -563,9 +554,10 @@ class LocalGroup:
         with self._dirty_lock:
             self._deferred = []
 
-    def _write_deferred(self, path: Path, pieces: list[tuple[memoryview, int]]) -> None:
+    def _write_deferred(self, item: tuple[Path, list[tuple[memoryview, int]]]) -> None:
         """The queued direct writes of one chunk file; through the page cache if refused (EINVAL:
         this file system or alignment), and none deferred from then on."""
+        path, pieces = item
         done = 0
         try:
             fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
@@ -760,8 +752,7 @@ class ArrayIO:
     def discard_deferred(self) -> None:
         """See LocalGroup.discard_deferred."""
         for g in self.groups:
-            if hasattr(g, "discard_deferred"):
-                g.discard_deferred()
+            g.discard_deferred()
 
     def sync(self, pool: Any = None) -> None:
         """fsync what writes with ``sync=False`` left dirty, in every group (see LocalGroup.sync)."""

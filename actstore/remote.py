@@ -349,6 +349,9 @@ class RemoteGroup:
     def trim(self, *a: Any, **k: Any) -> None:
         pass  # nothing was written, nothing to trim
 
+    def discard_deferred(self) -> None:
+        pass  # nothing was written, nothing queued
+
 
 def _read_only(url: str) -> ActstoreError:
     from actstore.errors import ReadOnlyError

@@ -303,20 +303,16 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
         shutil.rmtree(base / "ingest")
-        if args.page_cache:  # the page cache only: no deferred direct writes
-            c0 = time.process_time()
-            with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="0"):
-                secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
-            r["c_ing_pc"].append(time.process_time() - c0)
-            r["ing_pc"].append(secs)
-            shutil.rmtree(base / "ingest")
-        if args.direct:  # the same with direct I/O on (ACTSTORE_DIRECT_IO=1; off by default)
-            c0 = time.process_time()
-            with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO="1"):
-                secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
-            r["c_ing_dir"].append(time.process_time() - c0)
-            r["ing_dir"].append(secs)
-            shutil.rmtree(base / "ingest")
+        # The same ingest with the page cache only (no deferred direct writes), and with direct
+        # I/O on for every write (ACTSTORE_DIRECT_IO=1; off by default).
+        for key, env, wanted in (("ing_pc", "0", args.page_cache), ("ing_dir", "1", args.direct)):
+            if wanted:
+                c0 = time.process_time()
+                with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO=env):
+                    secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
+                r["c_" + key].append(time.process_time() - c0)
+                r[key].append(secs)
+                shutil.rmtree(base / "ingest")
         if args.alt:  # the other writer schedule
             c0 = time.process_time()
             secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest", split=not split)

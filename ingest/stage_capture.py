@@ -154,24 +154,21 @@ class _Buffers:
         batches could be written directly)."""
         import torch
 
-        if self.free.empty() and self.made < self.limit:
+        fresh = self.free.empty() and self.made < self.limit
+        if fresh:
             self.made += 1
-            raw = {}
-            for s in self.specs:
-                n = self._shape(s)
-                size = n[0] * n[1] * storage_dtype(s.logical_dtype).itemsize
-                raw[s.key] = _alloc(size + (_ALIGN_SLACK if s.key.pool == "token" else 0), self.pin)
-        else:
-            raw = self.free.get()
+        raw = {} if fresh else self.free.get()
         views = {}
         for s in self.specs:
             dtype = getattr(torch, s.logical_dtype)
             rows, width = self._shape(s)
+            token = s.key.pool == "token"
+            if fresh:
+                raw[s.key] = _alloc(rows * width * dtype.itemsize + (_ALIGN_SLACK if token else 0), self.pin)
             off = 0
-            if s.key.pool == "token":
-                row_bytes = width * dtype.itemsize
+            if token:
                 chunk_rows = s.chunk_rows or chunk_rows_for(width, dtype.itemsize)
-                off = (row_lo % chunk_rows) * row_bytes % _ALIGN_SLACK
+                off = (row_lo % chunk_rows) * width * dtype.itemsize % _ALIGN_SLACK
             views[s.key] = raw[s.key][off : off + rows * width * dtype.itemsize].view(dtype).view(rows, width)
         self._raw[id(views)] = raw
         return views

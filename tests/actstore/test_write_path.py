@@ -149,14 +149,17 @@ def test_synced_chunk_files_leave_the_page_cache_and_read_back(tmp_path, monkeyp
     assert resident["keep"][1] >= resident["keep"][0] > 0, resident
 
 
-def test_refused_direct_open_falls_back_to_the_page_cache(tmp_path, monkeypatch):
-    real_open = os.open
-
+def _refusing_direct(real_open):
+    """``os.open`` as a file system without direct I/O answers: EINVAL for O_DIRECT."""
     def no_direct(path, flags, *a):
         if flags & os.O_DIRECT:
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_open(path, flags, *a)
+    return no_direct
 
+
+def test_refused_direct_open_falls_back_to_the_page_cache(tmp_path, monkeypatch):
+    no_direct = _refusing_direct(os.open)
     meta = _meta(*LAYOUTS[0])
     ref = _group(tmp_path / "ref", monkeypatch, "0")
     ref.create(meta)
@@ -448,13 +451,7 @@ def test_deferred_bytes_are_read_from_the_callers_array_at_sync(tmp_path, monkey
 def test_refused_deferred_writes_land_through_the_page_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("ACTSTORE_DIRECT_IO", raising=False)
     monkeypatch.setattr(arrays_mod, "dio_alignment", lambda path: (512, 512))
-    real_open = os.open
-
-    def no_direct(path, flags, *a):
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(path, flags, *a)
-
+    no_direct = _refusing_direct(os.open)
     meta = _meta(*LAYOUTS[2])
     data = np.random.default_rng(4).standard_normal((5000, meta.width)).astype(np.float32)
     g = LocalGroup(tmp_path / "g", read_only=False)

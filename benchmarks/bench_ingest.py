@@ -21,6 +21,11 @@ both sides run the same forward batches, planned once by ``ingest.packing`` from
 * write path, long store (``--long K``, default 4): the same batches K times into one store, as a
   long ingest writes them. A short store deleted and written again is flattered: its pages reuse
   the memory the deletion just freed, where a long ingest's every new page needs fresh memory;
+* bare + raw writes (unless ``--no-raw``): the bare forward with the plainest writer of the same
+  bytes beside it (after each store batch's forward passes, its byte count to one file, O_DIRECT,
+  4 MiB writes, beside the next batch's; one fsync at the end): what writing them to this disk
+  costs the forward pass whoever writes them, so ingest / (bare + raw) is what the store adds. On
+  a VM the disk's work can run on the guest's own cores (``steal`` in /proc/stat, printed);
 * unless ``--no-page-cache``: ingest again with ACTSTORE_DIRECT_IO=0, the page cache only. By default the split schedule (below)
   defers each store batch's aligned bytes to its commit, which writes them with O_DIRECT straight
   from the capture's buffers (``Store.write_batch(defer=True)``); this side is the same ingest
@@ -111,7 +116,9 @@ def make_records(n_tokens: int, vocab: int, seed: int = 0):
     return out
 
 
-def bare(model, records, batches, pad: int = 0) -> float:
+def bare(model, records, batches, pad: int = 0, after=None) -> float:
+    """Seconds of the forward passes alone. ``after(k)``: called once store batch ``k``'s forward
+    passes have run (on a GPU, once they are done), as ingest hands that batch to its writer."""
     import torch
 
     from ingest.tokenize import collate
@@ -121,15 +128,84 @@ def bare(model, records, batches, pad: int = 0) -> float:
     sync()
     t0 = time.perf_counter()
     with torch.no_grad():
-        for sb in batches:
+        for k, sb in enumerate(batches):
             for fb in sb.forward:
                 ids, mask, _ = collate([records[i].tokens for i in fb], pad, side="left")
                 m = torch.from_numpy(mask)
                 pos = (m.cumsum(1) - 1).clamp(min=0)
                 model.model(input_ids=torch.from_numpy(ids).to(device), attention_mask=m.to(device),
                             position_ids=pos.to(device), use_cache=False)
+            if after is not None:
+                sync()
+                after(k)
     sync()
     return time.perf_counter() - t0
+
+
+def bare_raw_writes(model, records, batches, nbytes: list[int], root: Path) -> tuple[float, int]:
+    """The bare forward with the plainest writer of the same bytes beside it: once store batch
+    ``k``'s forward passes have run, a thread writes ``nbytes[k]`` (what ingest stores for that
+    batch) to the end of one file, 4 MiB at a time, O_DIRECT from an aligned buffer where the file
+    system takes it, while the next batch's forward passes run, as ingest's commits do; at the end
+    the forward waits for the last batch's bytes and one fsync. No store: no chunk files, arrays,
+    checksums or catalog, and nothing copied. What it costs over the bare forward is what putting
+    these bytes on this machine's disk costs the forward pass, whoever writes them (on a VM: the
+    hypervisor doing the I/O on the guest's CPUs, the DMA reading memory); ingest can only be
+    slower than this. Returns (seconds, bytes written: each batch's rounded up to whole 4 KiB)."""
+    import mmap
+    import queue
+    import threading
+
+    block = np.frombuffer(mmap.mmap(-1, 4 << 20), dtype=np.uint8)
+    block[:] = np.random.default_rng(1).integers(0, 255, size=4 << 20, dtype=np.uint8)
+    path = root / "raw-writes.bin"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0), 0o644)
+    except OSError:  # a file system without O_DIRECT
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    todo: queue.Queue = queue.Queue()
+    failed: list[BaseException] = []
+    off = 0
+
+    def writer() -> None:
+        nonlocal off
+        while (n := todo.get()) is not None:
+            n = -(-n // 4096) * 4096  # whole blocks: O_DIRECT writes block-aligned lengths
+            try:
+                while n > 0:
+                    w = os.pwrite(fd, block[: min(len(block), n)].data, off)
+                    off, n = off + w, n - w
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                failed.append(e)
+            todo.task_done()
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    try:
+        t0 = time.perf_counter()
+        bare(model, records, batches, after=lambda k: todo.put(nbytes[k]))
+        todo.join()
+        os.fsync(fd)
+        seconds = time.perf_counter() - t0
+    finally:
+        todo.put(None)
+        th.join()
+        os.close(fd)
+        path.unlink()
+    if failed:
+        raise failed[0]
+    return seconds, off
+
+
+def stolen_seconds() -> float | None:
+    """CPU seconds the hypervisor has taken from this (virtual) machine since boot, all CPUs
+    (``steal`` in /proc/stat); None where there is no such count."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class _Tok:
@@ -289,19 +365,37 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     keep = precompute(model, records, arrays, args.token_budget, args.buffer_mb) if args.write_rounds else None
     r = {k: [] for k in ("bare", "ingest", "c_bare", "c_ing", "cap", "c_cap", "write", "c_write", "disk",
                          "ing_dir", "c_ing_dir", "ing_pc", "c_ing_pc", "ing_alt", "c_ing_alt", "write_dir", "c_write_dir", "disk_buf", "disk_dir", "write_app",
-                         "long", "c_long")}
+                         "long", "c_long", "raw", "c_raw", "st_bare", "st_ing", "st_raw")}
     # Rates count the activation bytes appended (``payload``), not the chunk files' sizes: a raw
     # chunk file is made full size at once, so its tail is zeros that were never written.
     payload = arrays.row_bytes() * n_tok + arrays.record_bytes() * len(records)
+    per_batch = []  # the activation bytes of each store batch: what the raw writer writes after it
+    for sb in batches:
+        recs = np.concatenate(sb.forward)
+        per_batch.append(arrays.row_bytes() * int(lengths[recs].sum()) + arrays.record_bytes() * len(recs))
+    assert sum(per_batch) == payload
+    stolen = stolen_seconds() is not None
     size = 0
     for k in range(args.repeat):
-        c0 = time.process_time()
+        c0, s0 = time.process_time(), stolen_seconds()
         r["bare"].append(bare(model, records, batches))
         r["c_bare"].append(time.process_time() - c0)
-        c0 = time.process_time()
+        if stolen:
+            r["st_bare"].append(stolen_seconds() - s0)
+        c0, s0 = time.process_time(), stolen_seconds()
         secs, size = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
         r["c_ing"].append(time.process_time() - c0)
         r["ingest"].append(secs)
+        if stolen:
+            r["st_ing"].append(stolen_seconds() - s0)
+        if args.raw:
+            c0, s0 = time.process_time(), stolen_seconds()
+            secs, wrote = bare_raw_writes(model, records, batches, per_batch, base)
+            assert payload <= wrote < payload + 4096 * len(batches), (wrote, payload)
+            r["raw"].append(secs)
+            r["c_raw"].append(time.process_time() - c0)
+            if stolen:
+                r["st_raw"].append(stolen_seconds() - s0)
         shutil.rmtree(base / "ingest")
         # The same ingest with the page cache only (no deferred direct writes), and with direct
         # I/O on for every write (ACTSTORE_DIRECT_IO=1; off by default).
@@ -324,6 +418,7 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         r["c_cap"].append(time.process_time() - c0)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
                 f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
+                + (f"bare + raw writes {r['raw'][-1]:.2f} s ({r['c_raw'][-1]:.2f} s CPU), " if args.raw else "")
                 + (f"page cache only {r['ing_pc'][-1]:.2f} s ({r['c_ing_pc'][-1]:.2f} s CPU), "
                    if args.page_cache else "")
                 + f"capture without writes {r['cap'][-1]:.2f} s ({r['c_cap'][-1]:.2f} s CPU)")
@@ -383,6 +478,19 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
         out.update(ratio_alt=ia / b, split=split)
         print(f"  {'overlapped' if split else 'split':<12} {ia:8.2f} s   {n_tok / ia:10,.0f} tokens/s   ratio {ia / b:.3f}: the "
               f"same ingest with the other writer schedule (CPU-time ratio {med['c_ing_alt'] / med['c_bare']:.3f})")
+    if "raw" in med:
+        rw = med["raw"]
+        out.update(raw_s=rw, ratio_raw=rw / b, ingest_over_raw=i / rw)
+        print(f"bare + raw     {rw:8.2f} s   {n_tok / rw:10,.0f} tokens/s   ratio {rw / b:.3f}: the bare forward with the "
+              f"same bytes written beside it by the plainest writer (one file, O_DIRECT, 4 MiB writes, one fsync; no "
+              f"store): what putting them on this disk costs the forward pass here, whoever writes them")
+        print(f"  ingest / bare + raw {i / rw:.3f}: what the store adds beyond that (chunk files, checksums, catalog, "
+              f"the capture's copies)")
+    if "st_bare" in med:
+        out.update(stolen_bare=med["st_bare"], stolen_ingest=med["st_ing"])
+        print(f"stolen CPU     bare {med['st_bare']:.2f} s, ingest {med['st_ing']:.2f} s"
+              + (f", bare + raw {med['st_raw']:.2f} s" if "st_raw" in med else "")
+              + " (medians; /proc/stat steal: CPU time the hypervisor took from this VM's cores, all cores)")
     c = med["cap"]
     print(f"capture only   {c:8.2f} s   {n_tok / c:10,.0f} tokens/s   ratio {c / b:.3f}: hooks and copies, no store")
     if "write" in med:
@@ -443,6 +551,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--no-page-cache", dest="page_cache", action="store_false",
                     help="skip the side with ACTSTORE_DIRECT_IO=0 (the split schedule without deferred direct "
                     "writes; the same as the default where the schedule is not split)")
+    ap.add_argument("--no-raw", dest="raw", action="store_false",
+                    help="skip the side with the bare forward and a plain writer of the same bytes beside it")
     ap.add_argument("--no-alt", dest="alt", action="store_false",
                     help="skip the side with the other writer schedule (split or overlapped)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (set explicitly: torch's default "

@@ -96,6 +96,7 @@ def test_ingest_bench_runs_both_dtypes(tmp_path: Path, one_thread) -> None:
         assert r["ratio_alt"] > 0 and r["split"] in (True, False)  # the other writer schedule ran
         assert r["write_appends_fraction"] > r["write_fraction"] > 0  # declare + close take time
         assert r["long_fraction"] > 0  # the long store (4x the batches) was written
+        assert r["raw_s"] > 0 and r["ratio_raw"] == r["raw_s"] / r["bare_s"]  # the bare + raw writes side ran
     # bf16 stores half the per-token bytes of fp32 (pooled means stay fp32): the byte counts are real
     assert res[1]["bytes"] < res[0]["bytes"]
     assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"

@@ -142,6 +142,16 @@ def bare(model, records, batches, pad: int = 0, after=None) -> float:
     return time.perf_counter() - t0
 
 
+def _write_block() -> np.ndarray:
+    """4 MiB of random bytes, page-aligned (an anonymous mapping), as O_DIRECT needs: what the disk
+    probe and the raw writer write, block after block."""
+    import mmap
+
+    block = np.frombuffer(mmap.mmap(-1, 4 << 20), dtype=np.uint8)
+    block[:] = np.random.default_rng(0).integers(0, 255, size=4 << 20, dtype=np.uint8)
+    return block
+
+
 def bare_raw_writes(model, records, batches, nbytes: list[int], root: Path) -> tuple[float, int]:
     """The bare forward with the plainest writer of the same bytes beside it: once store batch
     ``k``'s forward passes have run, a thread writes ``nbytes[k]`` (what ingest stores for that
@@ -152,12 +162,10 @@ def bare_raw_writes(model, records, batches, nbytes: list[int], root: Path) -> t
     these bytes on this machine's disk costs the forward pass, whoever writes them (on a VM: the
     hypervisor doing the I/O on the guest's CPUs, the DMA reading memory); ingest can only be
     slower than this. Returns (seconds, bytes written: each batch's rounded up to whole 4 KiB)."""
-    import mmap
     import queue
     import threading
 
-    block = np.frombuffer(mmap.mmap(-1, 4 << 20), dtype=np.uint8)
-    block[:] = np.random.default_rng(1).integers(0, 255, size=4 << 20, dtype=np.uint8)
+    block = _write_block()
     path = root / "raw-writes.bin"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0), 0o644)
@@ -306,10 +314,7 @@ def disk_write_bandwidth(root: Path, n_bytes: int, direct: bool = False) -> floa
     costs): through the page cache, or with O_DIRECT from an aligned buffer (``direct``; the disk's
     own speed where the kernel's copy into the page cache is the slower part). 0 where the file
     system refuses O_DIRECT."""
-    import mmap
-
-    block = np.frombuffer(mmap.mmap(-1, 4 << 20), dtype=np.uint8)  # page-aligned, as O_DIRECT needs
-    block[:] = np.random.default_rng(0).integers(0, 255, size=4 << 20, dtype=np.uint8)
+    block = _write_block()
     n_bytes = n_bytes // 4096 * 4096
     path = root / "disk-probe.bin"
     t0 = time.perf_counter()

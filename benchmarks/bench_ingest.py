@@ -381,46 +381,38 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
     assert sum(per_batch) == payload
     stolen = stolen_seconds() is not None
     size = 0
+
+    def side(key: str, run, *a, steal: str | None = None, cpu: str | None = None, **kw):
+        """One side of a round, ``run(*a, **kw)``: its seconds (what it returns, or its first item) to
+        ``r[key]``, the process's CPU seconds to ``r[cpu]`` (default ``"c_" + key``) and, given
+        ``steal``, the hypervisor's steal to ``r[steal]``. Returns what ``run`` returned."""
+        c0, s0 = time.process_time(), stolen_seconds()
+        got = run(*a, **kw)
+        r[cpu or "c_" + key].append(time.process_time() - c0)
+        if steal is not None and stolen:
+            r[steal].append(stolen_seconds() - s0)
+        r[key].append(got[0] if isinstance(got, tuple) else got)
+        return got
+
+    ing_args = (model, records, arrays, args.token_budget, args.buffer_mb)
     for k in range(args.repeat):
-        c0, s0 = time.process_time(), stolen_seconds()
-        r["bare"].append(bare(model, records, batches))
-        r["c_bare"].append(time.process_time() - c0)
-        if stolen:
-            r["st_bare"].append(stolen_seconds() - s0)
-        c0, s0 = time.process_time(), stolen_seconds()
-        secs, size = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
-        r["c_ing"].append(time.process_time() - c0)
-        r["ingest"].append(secs)
-        if stolen:
-            r["st_ing"].append(stolen_seconds() - s0)
+        side("bare", bare, model, records, batches, steal="st_bare")
+        _, size = side("ingest", ingest, *ing_args, base / "ingest", steal="st_ing", cpu="c_ing")
         if args.raw:
-            c0, s0 = time.process_time(), stolen_seconds()
-            secs, wrote = bare_raw_writes(model, records, batches, per_batch, base)
+            _, wrote = side("raw", bare_raw_writes, model, records, batches, per_batch, base, steal="st_raw")
             assert payload <= wrote < payload + 4096 * len(batches), (wrote, payload)
-            r["raw"].append(secs)
-            r["c_raw"].append(time.process_time() - c0)
-            if stolen:
-                r["st_raw"].append(stolen_seconds() - s0)
         shutil.rmtree(base / "ingest")
         # The same ingest with the page cache only (no deferred direct writes), and with direct
         # I/O on for every write (ACTSTORE_DIRECT_IO=1; off by default).
         for key, env, wanted in (("ing_pc", "0", args.page_cache), ("ing_dir", "1", args.direct)):
             if wanted:
-                c0 = time.process_time()
                 with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO=env):
-                    secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest")
-                r["c_" + key].append(time.process_time() - c0)
-                r[key].append(secs)
+                    side(key, ingest, *ing_args, base / "ingest")
                 shutil.rmtree(base / "ingest")
         if args.alt:  # the other writer schedule
-            c0 = time.process_time()
-            secs, _ = ingest(model, records, arrays, args.token_budget, args.buffer_mb, base / "ingest", split=not split)
-            r["c_ing_alt"].append(time.process_time() - c0)
-            r["ing_alt"].append(secs)
+            side("ing_alt", ingest, *ing_args, base / "ingest", split=not split)
             shutil.rmtree(base / "ingest")
-        c0 = time.process_time()
-        r["cap"].append(capture_only(model, records, arrays, args.token_budget, args.buffer_mb))
-        r["c_cap"].append(time.process_time() - c0)
+        side("cap", capture_only, *ing_args)
         line = (f"  round {k}: bare {r['bare'][-1]:.2f} s ({r['c_bare'][-1]:.2f} s CPU), "
                 f"ingest {r['ingest'][-1]:.2f} s ({r['c_ing'][-1]:.2f} s CPU), "
                 + (f"bare + raw writes {r['raw'][-1]:.2f} s ({r['c_raw'][-1]:.2f} s CPU), " if args.raw else "")
@@ -434,22 +426,16 @@ def run_dtype(args, dtype: str, base: Path) -> dict:
                      f"({r['c_ing_alt'][-1]:.2f} s CPU)")
         if keep is not None and k < args.write_rounds:
             for key, env in (("write", "0"), ("write_dir", "1")) if args.direct else (("write", "0"),):
-                c0 = time.process_time()
                 with mock.patch.dict(os.environ, ACTSTORE_DIRECT_IO=env):
-                    secs, kept, _, app = write_only(model, arrays, keep, base / "write")
-                r["c_" + key].append(time.process_time() - c0)
+                    secs, kept, _, app = side(key, write_only, model, arrays, keep, base / "write")
                 if key == "write":
                     r["write_app"].append(app)
                 assert kept == payload, (kept, payload)
                 shutil.rmtree(base / "write")
-                r[key].append(secs)
                 line += (f", write path{' direct' if env == '1' else ''} {secs:.2f} s "
                          f"({r['c_' + key][-1]:.2f} s CPU, {payload / secs / 2**20:,.0f} MiB/s)")
             if args.long:
-                c0 = time.process_time()
-                secs, n_long, _, _ = write_only(model, arrays, keep, base / "write", times=args.long)
-                r["c_long"].append(time.process_time() - c0)
-                r["long"].append(secs)
+                secs, n_long, _, _ = side("long", write_only, model, arrays, keep, base / "write", times=args.long)
                 shutil.rmtree(base / "write")
                 line += (f", long store {n_long / 2**30:.1f} GiB {secs:.2f} s ({r['c_long'][-1]:.2f} s CPU, "
                          f"{n_long / secs / 2**20:,.0f} MiB/s)")
